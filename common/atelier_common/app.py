@@ -1,0 +1,16 @@
+"""The first step of every service's application factory: settings and logging."""
+import logging
+
+from .config import load_settings
+
+
+def register_settings(app, service: str, test_config=None):
+    """Read the service's settings from the environment (test_config overrides them).
+
+    Fails at boot, not at the first request, when a required setting is missing."""
+    app.config["SETTINGS"] = load_settings(service, overrides=test_config)
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    if not app.debug:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

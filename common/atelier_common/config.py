@@ -1,0 +1,60 @@
+"""Settings from the environment: every value has a safe local default except the database URL,
+which must be given (`make up` provides the local one), so a misconfigured deployment fails at boot."""
+import os
+from dataclasses import dataclass, replace
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    database_url: str
+    pool_max: int = 10              # connections per worker
+    pool_wait_seconds: float = 2.0  # how long a request waits for a free connection before 503
+    statement_timeout_ms: int = 5000
+    max_page_count: int = 1000      # the contract's clamp for `count`
+    cors_allow_origin: str = "*"
+    retry_after_seconds: int = 1
+
+
+def _number(environ, name, default, kind):
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def database_url_variable(service: str) -> str:
+    return f"{service.upper()}_DATABASE_URL"
+
+
+def load_settings(service: str, environ=None, overrides=None) -> Settings:
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    url_var = database_url_variable(service)
+    database_url = overrides.pop("database_url", None) or environ.get(url_var)
+    if not database_url:
+        raise ConfigError(
+            f"{url_var} is not set. Point it at the {service} database "
+            f"(postgresql://user:password@host:5432/{service}), or run `make up` for a local one."
+        )
+    settings = Settings(
+        service=service,
+        database_url=database_url,
+        pool_max=_number(environ, "DB_POOL_MAX", Settings.pool_max, int),
+        pool_wait_seconds=_number(environ, "DB_POOL_WAIT_SECONDS", Settings.pool_wait_seconds, float),
+        statement_timeout_ms=_number(environ, "DB_STATEMENT_TIMEOUT_MS", Settings.statement_timeout_ms, int),
+        max_page_count=_number(environ, "MAX_PAGE_COUNT", Settings.max_page_count, int),
+        cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN") or Settings.cors_allow_origin,
+        retry_after_seconds=_number(environ, "RETRY_AFTER_SECONDS", Settings.retry_after_seconds, int),
+    )
+    return replace(settings, **overrides)

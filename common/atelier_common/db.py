@@ -1,0 +1,141 @@
+"""The connection pool and the few ways services talk to PostgreSQL.
+
+- One pool per worker process, opened lazily after fork (a pool inherited from the gunicorn
+  master would share sockets between processes).
+- psycopg2's pools raise at once when exhausted; a gevent semaphore in front makes a request
+  wait up to `pool_wait_seconds` for a free connection, then fail with PoolTimeout (-> 503).
+- Connections run in autocommit (no BEGIN/COMMIT round trips for reads); writes open an
+  explicit transaction with `transaction()`.
+- Statements are prepared once per connection and then EXECUTEd: PostgreSQL plans them once.
+"""
+import os
+import re
+from contextlib import contextmanager
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2_pool
+from flask import current_app
+from gevent.lock import BoundedSemaphore
+
+
+class PoolTimeout(Exception):
+    """No connection became free within the configured wait."""
+
+
+def make_green():
+    """Let psycopg2 yield to other greenlets while it waits on the network.
+
+    Called in each gevent worker before its first connection. Not in the loader: COPY does not
+    work with a wait callback installed."""
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
+
+
+class _Connection(psycopg2.extensions.connection):
+    """A connection that remembers which statements it has prepared."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prepared = set()
+
+
+class Statement:
+    """A named SQL statement with $1, $2 … placeholders, prepared lazily on each connection.
+
+    Parameters are still passed separately (psycopg2 quotes them), never formatted into the SQL."""
+
+    def __init__(self, name: str, sql: str):
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise ValueError(f"bad statement name {name!r}")
+        self.name = name
+        self.sql = sql
+        count = max((int(n) for n in re.findall(r"\$(\d+)", sql)), default=0)
+        args = ", ".join(["%s"] * count)
+        self._execute_sql = f"EXECUTE {name} ({args})" if count else f"EXECUTE {name}"
+
+    def run(self, cursor, params=()):
+        connection = cursor.connection
+        if self.name not in connection.prepared:
+            cursor.execute(f"PREPARE {self.name} AS {self.sql}")
+            connection.prepared.add(self.name)
+        cursor.execute(self._execute_sql, params)
+        return cursor
+
+
+class Pool:
+    def __init__(self, dsn: str, maxconn: int, wait_seconds: float, statement_timeout_ms: int,
+                 application_name: str = "atelier"):
+        self.pid = os.getpid()
+        self.wait_seconds = wait_seconds
+        self._slots = BoundedSemaphore(maxconn)
+        self._pool = psycopg2_pool.ConnectionPool(
+            minconn=0, maxconn=maxconn, idle_timeout=600, dsn=dsn,
+            connection_factory=_Connection, application_name=application_name,
+            options=f"-c statement_timeout={int(statement_timeout_ms)}",
+        )
+
+    @contextmanager
+    def connection(self):
+        if not self._slots.acquire(timeout=self.wait_seconds):
+            raise PoolTimeout()
+        try:
+            conn = self._pool.getconn()
+            try:
+                if not conn.autocommit:
+                    conn.autocommit = True
+                yield conn
+            finally:
+                self._pool.putconn(conn)
+        finally:
+            self._slots.release()
+
+    def close(self):
+        self._pool.clear()
+
+
+def register_db(app):
+    """Attach the settings' pool factory to the app; the pool itself opens in the worker."""
+    app.extensions["atelier_pool"] = None
+
+
+def get_pool() -> Pool:
+    app = current_app
+    pool = app.extensions.get("atelier_pool")
+    if pool is None or pool.pid != os.getpid():
+        settings = app.config["SETTINGS"]
+        pool = Pool(settings.database_url, settings.pool_max, settings.pool_wait_seconds,
+                    settings.statement_timeout_ms, application_name=settings.service)
+        app.extensions["atelier_pool"] = pool
+    return pool
+
+
+@contextmanager
+def cursor():
+    """A cursor on an autocommit connection: each statement is its own transaction."""
+    with get_pool().connection() as conn:
+        with conn.cursor() as cur:
+            yield cur
+
+
+@contextmanager
+def transaction():
+    """A cursor inside BEGIN … COMMIT; any exception rolls everything back."""
+    with get_pool().connection() as conn:
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                if not conn.closed:
+                    cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+
+def fetch_value(statement: Statement, params=()):
+    """The first column of the first row, or None when there is no row."""
+    with cursor() as cur:
+        row = statement.run(cur, params).fetchone()
+    return None if row is None else row[0]

@@ -1,0 +1,96 @@
+"""The contract's JSON errors: 422 bad input, 400 unreadable body, 404 unknown, 503 database
+unavailable (with Retry-After), 500 anything else. No SQL text or traceback ever reaches a client."""
+import json
+import logging
+
+import psycopg2
+from flask import Response, current_app, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from .db import PoolTimeout
+
+log = logging.getLogger("atelier")
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, errors=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+
+
+def not_found(what: str) -> APIError:
+    return APIError(404, f"{what} not found")
+
+
+def bad_request(problem: str) -> APIError:
+    return APIError(400, "The request body could not be read.", {"request": [problem]})
+
+
+def invalid(field: str, problem: str) -> APIError:
+    return APIError(422, "The request has invalid parameters.", {field: [problem]})
+
+
+def error_response(status: int, message: str, errors=None, headers=None) -> Response:
+    body = {"message": message}
+    if errors is not None:
+        body["errors"] = errors
+    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+def flatten_messages(messages) -> dict:
+    """marshmallow nests errors for dicts and lists; the contract wants {field: [str, …]}."""
+    flat = {}
+    for field, problems in messages.items():
+        flat[field] = list(_strings(problems))
+    return flat
+
+
+def _strings(problems, prefix=""):
+    if isinstance(problems, str):
+        yield prefix + problems
+    elif isinstance(problems, dict):
+        for key, inner in problems.items():
+            yield from _strings(inner, f"{prefix}{key}: ")
+    else:
+        for inner in problems:
+            yield from _strings(inner, prefix)
+
+
+def register_error_handlers(app):
+    @app.errorhandler(APIError)
+    def api_error(error):
+        return error_response(error.status, error.message, error.errors)
+
+    @app.errorhandler(ValidationError)
+    def validation_error(error):
+        return error_response(422, "The request has invalid parameters.",
+                              flatten_messages(error.normalized_messages()))
+
+    @app.errorhandler(PoolTimeout)
+    def pool_timeout(error):
+        log.warning("no free database connection within the wait: %s %s", request.method, request.path)
+        return _unavailable()
+
+    @app.errorhandler(psycopg2.OperationalError)
+    def database_unavailable(error):
+        log.error("database unavailable: %s", error.__class__.__name__, exc_info=error)
+        return _unavailable()
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        message = {404: "not found", 405: "method not allowed"}.get(error.code, error.name.lower())
+        return error_response(error.code, message)
+
+    @app.errorhandler(Exception)
+    def unexpected(error):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal server error")
+
+
+def _unavailable():
+    retry_after = current_app.config["SETTINGS"].retry_after_seconds
+    return error_response(503, "service temporarily unavailable, retry later",
+                          headers={"Retry-After": str(retry_after)})

@@ -1,0 +1,38 @@
+"""gunicorn settings shared by the three services: `gunicorn -c python:atelier_common.gunicorn_conf`.
+
+Everything can be overridden from the environment (BIND, WEB_CONCURRENCY, WORKER_CONNECTIONS, …)."""
+import gc
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
+# Recycle workers now and then (a leak cannot grow forever); the jitter keeps them from all
+# restarting at once.
+max_requests = int(os.environ.get("MAX_REQUESTS", "100000"))
+max_requests_jitter = int(os.environ.get("MAX_REQUESTS_JITTER", "10000"))
+timeout = int(os.environ.get("WORKER_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "20"))
+keepalive = int(os.environ.get("KEEPALIVE", "75"))  # longer than the balancer's idle keepalive
+backlog = int(os.environ.get("BACKLOG", "2048"))
+accesslog = os.environ.get("ACCESS_LOG") or None  # off by default: it costs throughput
+errorlog = os.environ.get("ERROR_LOG", "-")
+loglevel = os.environ.get("LOG_LEVEL", "info")
+proc_name = os.environ.get("PROC_NAME", "atelier")
+# gunicorn's control socket has one default path per user: several services (and test servers)
+# on one machine would fight over it, and nothing here uses gunicornc.
+control_socket_disable = True
+
+
+def post_fork(server, worker):
+    from atelier_common.db import make_green
+
+    make_green()
+
+
+def post_worker_init(worker):
+    # Objects created at import time never die: freezing them keeps the collector from
+    # rescanning them on every full collection (one source of the latency tail).
+    gc.collect()
+    gc.freeze()

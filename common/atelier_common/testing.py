@@ -1,0 +1,102 @@
+"""pytest fixtures for every service's tests (loaded with `-p atelier_common.testing`).
+
+- `postgres`: a real PostgreSQL server for the test session (its own data folder and port,
+  apart from `make up`'s), stopped at the end if the session started it.
+- `database_factory(service)`: a fresh database with the service's schema, copied from a
+  template database built once per session (a copy takes milliseconds, a schema seconds).
+- `serve(service, database_url, **env)`: the service under real gunicorn + gevent on a free
+  port, for what the Flask test client cannot show (concurrency, the pool, real sockets).
+"""
+import itertools
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from atelier_common.localpg import DATA, LocalPostgres, wait_for
+from atelier_common.schema import apply_schema
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    pg = LocalPostgres(DATA / "pg-test", port=int(os.environ.get("ATELIER_TEST_PG_PORT", "54329")))
+    started = pg.start()
+    yield pg
+    if started:
+        pg.stop()
+
+
+@pytest.fixture(scope="session")
+def database_factory(postgres):
+    password = secrets.token_urlsafe(16)
+    templates = set()
+    created = []
+    numbers = itertools.count(1)
+
+    def make(service: str) -> str:
+        role = f"{service}_test"
+        postgres.ensure_role(role, password)
+        template = f"{service}_template"
+        if template not in templates:
+            postgres.drop_database(template)
+            postgres.ensure_database(template, role)
+            apply_schema(postgres.url(role, password, template), service)
+            templates.add(template)
+        name = f"{service}_test_{os.getpid()}_{next(numbers)}"
+        postgres.drop_database(name)
+        postgres.ensure_database(name, role, template=template)
+        created.append(name)
+        return postgres.url(role, password, name)
+
+    yield make
+    for name in created + sorted(templates):
+        postgres.drop_database(name)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def serve():
+    """Start a service under gunicorn; every server started is stopped after the test."""
+    processes = []
+
+    def start(service: str, database_url: str, **env) -> str:
+        port = free_port()
+        environment = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": database_url,
+                                          "WEB_CONCURRENCY": "1"}, **{k: str(v) for k, v in env.items()})
+        process = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "gunicorn"),
+             "-c", "python:atelier_common.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+             f"{service}:create_app()"],
+            env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
+
+        def healthy():
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(healthy, 20, f"{service} under gunicorn")
+        return base
+
+    yield start
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,148 @@
+"""marshmallow fields with the contract's typing rules, and the shared query/path helpers.
+
+- integers: a JSON integer or a string of decimal digits ("5" is 5); 1.5, "1.5", "abc", true
+  are rejected; ids, page and count range from 1 to 2147483647.
+- booleans: true/false or "true"/"false" only.
+- text: a JSON string only; lengths count code points.
+"""
+import re
+
+from flask import current_app
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+
+MAX_INT = 2147483647
+_DIGITS = re.compile(r"[0-9]+")
+_RANGE_MESSAGE = "Must be an integer from {min} to {max}."
+
+
+class WholeNumber(fields.Field):
+    """An integer from `minimum` to `maximum`, given as a JSON integer or a digit string."""
+
+    def __init__(self, minimum=1, maximum=MAX_INT, **kwargs):
+        super().__init__(**kwargs)
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            value = None
+        elif isinstance(value, str) and _DIGITS.fullmatch(value) and len(value) <= 12:
+            value = int(value)
+        if isinstance(value, int) and self.minimum <= value <= self.maximum:
+            return value
+        raise ValidationError(_RANGE_MESSAGE.format(min=self.minimum, max=self.maximum))
+
+
+class Id(WholeNumber):
+    def __init__(self, **kwargs):
+        super().__init__(1, MAX_INT, **kwargs)
+
+
+class StrictBoolean(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value is True or value == "true":
+            return True
+        if value is False or value == "false":
+            return False
+        raise ValidationError("Must be true or false.")
+
+
+class Text(fields.Field):
+    def __init__(self, min_length=1, max_length=1000, **kwargs):
+        super().__init__(**kwargs)
+        self.min_length = min_length
+        self.max_length = max_length
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError("Must be a string.")
+        if not self.min_length <= len(value) <= self.max_length:
+            raise ValidationError(
+                f"Must be from {self.min_length} to {self.max_length} characters long.")
+        return value
+
+
+class Email(Text):
+    """1–60 characters shaped like local@domain.tld (the front-end's own rule)."""
+    SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+    def __init__(self, **kwargs):
+        super().__init__(1, 60, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if not self.SHAPE.fullmatch(value):
+            raise ValidationError("Must be an e-mail address.")
+        return value
+
+
+class PhotoUrls(fields.Field):
+    """At most `maximum` http(s) URLs; absent means none."""
+    SHAPE = re.compile(r"https?://[^\s]+", re.IGNORECASE)
+
+    def __init__(self, maximum=5, **kwargs):
+        kwargs.setdefault("load_default", list)
+        super().__init__(**kwargs)
+        self.maximum = maximum
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, list):
+            raise ValidationError("Must be a list of URLs.")
+        if len(value) > self.maximum:
+            raise ValidationError(f"At most {self.maximum} photos.")
+        for url in value:
+            if not isinstance(url, str) or len(url) > 2048 or not self.SHAPE.fullmatch(url):
+                raise ValidationError("Each photo must be an http(s) URL.")
+        return value
+
+
+class ContractSchema(Schema):
+    """Unknown keys are ignored (clients send extra query parameters)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class PageSchema(ContractSchema):
+    """page ≥ 1 (default 1) and count ≥ 1 (default 5), count clamped to the configured maximum."""
+    page = WholeNumber(load_default=1)
+    count = WholeNumber(load_default=5)
+
+    @post_load
+    def clamp_count(self, data, **kwargs):
+        data["count"] = min(data["count"], current_app.config["SETTINGS"].max_page_count)
+        data["offset"] = (data["page"] - 1) * data["count"]
+        return data
+
+
+def path_id(name: str, raw: str) -> int:
+    """A path segment that must be an id; anything else is the contract's 422 naming the field."""
+    if _DIGITS.fullmatch(raw) and len(raw) <= 10:
+        value = int(raw)
+        if 1 <= value <= MAX_INT:
+            return value
+    raise ValidationError({name: [_RANGE_MESSAGE.format(min=1, max=MAX_INT)]})
+
+
+def load_query(schema: Schema, args) -> dict:
+    """Validate query parameters (a MultiDict: the first value of each key counts)."""
+    return schema.load(args.to_dict(flat=True))
+
+
+def load_json_body(schema: Schema, req) -> dict:
+    """The body of a POST: JSON only (400 otherwise), then validated by `schema` (422)."""
+    from .errors import bad_request
+
+    mimetype = req.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise bad_request("Content-Type must be application/json.")
+    body = req.get_json(silent=True)
+    if body is None:
+        raise bad_request("The body is not valid JSON.")
+    if not isinstance(body, dict):
+        raise bad_request("The body must be a JSON object.")
+    return schema.load(body)
+
+
+__all__ = ["WholeNumber", "Id", "StrictBoolean", "Text", "Email", "PhotoUrls", "ContractSchema",
+           "PageSchema", "path_id", "load_query", "load_json_body", "validate", "fields"]

@@ -1,0 +1,168 @@
+"""Loads the six catalogue files into the products database (`make load SERVICE=products DATA=dir`).
+
+One transaction: schema.sql (drop and create the bare tables), COPY each file in parent-before-
+child order, ANALYZE, indexes.sql (keys, indexes, sequences, the per-product JSON documents),
+ANALYZE again. Running it twice on the same folder gives the same database.
+
+What happens to the dirt of data.md (every reject goes to <rejects>/<file>.rejects.csv with its
+line and reason, as "kind: detail"):
+- prices written " 140" or "$818": repaired (one correct reading), counted as repaired;
+- a photo without thumbnail_url (empty, or the column missing altogether): repaired with its url;
+- a photo whose thumbnail_url lacks its closing quote: the CSV reading swallows the next
+  physical line into that field, so the record and the swallowed neighbour form one broken
+  record; both are lost, rejected on the broken record's line with a reason naming the
+  swallowed line(s);
+- a record with a field missing (its columns shift): rejected ("wrong field count");
+- a repeated id: rejected ("duplicate id"), the first occurrence is kept;
+- a child row whose parent did not load (a feature, style or related row without its product, a
+  photo or sku without its style): rejected ("orphan");
+- related rows pointing at 0 or at the product itself: rejected ("related_zero", "related_self");
+  rejecting keeps the table true to what /related shows. A related row pointing at a product
+  that did not load is an orphan too. Repeated (product, related product) pairs are valid
+  rows and are kept; /related shows each related product once (the documents drop repeats).
+"""
+import re
+from pathlib import Path
+
+from atelier_common.schema import schema_sql
+from atelier_etl.copyload import FileReport, IdSet, Reject, copy_text, load_csv
+
+FILES = ("product.csv", "features.csv", "styles.csv", "photos.csv", "skus.csv", "related.csv")
+
+_PRICE = re.compile(r"\s*\$?\s*([0-9]{1,10})(?:\.([0-9]{1,2}))?\s*")
+_BOOLEANS = {"1": "t", "0": "f", "true": "t", "false": "f"}
+MAX_ID = 2147483647
+
+
+def _text(value: str) -> str:
+    # Most values hold nothing COPY must escape; testing is cheaper than translating.
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return copy_text(value)
+    return value
+
+
+def _reference(text: str, column: str, parents: IdSet, parent: str) -> str:
+    """A parent id that must have loaded; returned as COPY text."""
+    if text.isdigit() and text.isascii() and len(text) <= 10:
+        value = int(text)
+        if 0 < value <= MAX_ID:
+            if value not in parents:
+                raise Reject(f"orphan: {column} {value} is not a loaded {parent}")
+            return text
+    raise Reject(f"bad value: {column} is not a valid id: {text!r}")
+
+
+def _price(text: str, column: str, repair) -> str:
+    if text.isdigit() and text.isascii() and len(text) <= 10:
+        return text
+    match = _PRICE.fullmatch(text)
+    if match is None:
+        raise Reject(f"bad price: {column} {text!r} is not an amount")
+    repair(f"{column} written with spaces or $")
+    whole, cents = match.groups()
+    return f"{whole}.{cents}" if cents else whole
+
+
+def _quantity(text: str) -> str:
+    if text.isdigit() and text.isascii() and len(text) <= 9:
+        return text
+    raise Reject(f"bad value: quantity is not a whole number: {text!r}")
+
+
+def _swallowed(fields) -> str:
+    """The reason for a record in which an unclosed quote swallowed the following line(s)."""
+    joined = ",".join(fields)
+    lost = [line.split(",", 1)[0].lstrip('"') for line in joined.splitlines()[1:]]
+    return (f"photo_unclosed_quote: a quoted field has no closing quote, so the next "
+            f"{len(lost)} physical line(s) were read into it and are lost with this record "
+            f"(their records start with id {', '.join(lost)})")
+
+
+def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
+    data_dir, rejects_dir = Path(data_dir), Path(rejects_dir)
+    products, styles = IdSet(), IdSet()
+
+    def parse_product(fields, repair):
+        ident, name, slogan, description, category, price = fields
+        return (ident, _text(name), _text(slogan), _text(description), _text(category),
+                _price(price, "default_price", repair))
+
+    def parse_feature(fields, repair):
+        ident, product_id, feature, value = fields
+        return (ident, _reference(product_id, "product_id", products, "product"), _text(feature),
+                None if value == "null" else _text(value))
+
+    def parse_style(fields, repair):
+        ident, product_id, name, sale_price, original_price, default_style = fields
+        default = _BOOLEANS.get(default_style)
+        if default is None:
+            raise Reject(f"bad value: default_style is not 1 or 0: {default_style!r}")
+        return (ident, _reference(product_id, "productId", products, "product"), _text(name),
+                None if sale_price == "null" else _price(sale_price, "sale_price", repair),
+                _price(original_price, "original_price", repair), default)
+
+    def parse_photo(fields, repair):
+        # Called for every field count (check_width=False): an unclosed quote and a missing
+        # thumbnail_url both change it, and each has its own outcome.
+        if len(fields) == 4:
+            ident, style_id, url, thumbnail_url = fields
+        elif len(fields) == 3:
+            ident, style_id, url = fields
+            thumbnail_url = ""
+        else:
+            thumbnail_url = url = ""
+        if "\n" in url or "\n" in thumbnail_url or (len(fields) > 4 and any("\n" in f for f in fields)):
+            raise Reject(_swallowed(fields))
+        if len(fields) not in (3, 4):
+            raise Reject(f"wrong field count: expected 4 fields, found {len(fields)}")
+        if not url:
+            raise Reject("bad value: url is empty")
+        if not thumbnail_url:
+            repair("thumbnail_url missing: set to the photo's url")
+            thumbnail_url = url
+        return (ident, _reference(style_id, "styleId", styles, "style"), _text(url), _text(thumbnail_url))
+
+    def parse_sku(fields, repair):
+        ident, style_id, size, quantity = fields
+        return (ident, _reference(style_id, "styleId", styles, "style"), _text(size), _quantity(quantity))
+
+    def parse_related(fields, repair):
+        ident, product_id, related_id = fields
+        if related_id == "0":
+            raise Reject("related_zero: related_product_id is 0")
+        if related_id == product_id:
+            raise Reject(f"related_self: product {product_id} is related to itself")
+        return (ident, _reference(product_id, "current_product_id", products, "product"),
+                _reference(related_id, "related_product_id", products, "product"))
+
+    plan = [
+        ("product.csv", "id,name,slogan,description,category,default_price", "product",
+         ("id", "name", "slogan", "description", "category", "default_price"), parse_product, products, True),
+        ("features.csv", "id,product_id,feature,value", "feature",
+         ("id", "product_id", "feature", "value"), parse_feature, None, True),
+        ("styles.csv", "id,productId,name,sale_price,original_price,default_style", "style",
+         ("id", "product_id", "name", "sale_price", "original_price", "default_style"), parse_style, styles, True),
+        ("photos.csv", "id,styleId,url,thumbnail_url", "photo",
+         ("id", "style_id", "url", "thumbnail_url"), parse_photo, None, False),
+        ("skus.csv", "id,styleId,size,quantity", "sku",
+         ("id", "style_id", "size", "quantity"), parse_sku, None, True),
+        ("related.csv", "id,current_product_id,related_product_id", "related",
+         ("id", "product_id", "related_product_id"), parse_related, None, True),
+    ]
+    reports = []
+    with conn.cursor() as cur:
+        # One transaction that creates its tables: COPY writes no WAL (wal_level=minimal), and
+        # nothing needs to survive a crash before COMMIT.
+        cur.execute("SET LOCAL synchronous_commit = off")
+        cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
+        cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+        cur.execute(schema_sql("products", "schema.sql"))
+        for name, header, table, columns, parse, seen_ids, check_width in plan:
+            reports.append(load_csv(cur, data_dir / name, header=header, table=table, columns=columns,
+                                    parse=parse, rejects_dir=rejects_dir, seen_ids=seen_ids,
+                                    check_width=check_width))
+        # Statistics first: indexes.sql builds the documents with a query that needs them.
+        cur.execute("ANALYZE product, feature, style, photo, sku, related")
+        cur.execute(schema_sql("products", "indexes.sql"))
+        cur.execute("ANALYZE product_document")
+    return reports

@@ -1,0 +1,150 @@
+"""Loads the three Q&A files into the qa database (`make load SERVICE=qa DATA=dir`).
+
+One transaction: schema.sql (drop and create the bare tables), COPY questions, answers, then
+answer photos, indexes.sql (keys, indexes, id sequences), sequences moved past the largest
+loaded id, ANALYZE. A load replaces what the database held; running it twice on the same
+folder gives the same database.
+
+Conversions: dates are epoch milliseconds (an ISO-8601 date has one reading too: repaired);
+`reported` is 0/1. Rejected (each to <rejects>/<file>.rejects.csv with its line and a reason
+"kind: detail"):
+- a record with a field missing or too many ("wrong field count");
+- a repeated id ("duplicate id"; the first occurrence is kept);
+- an answer whose question did not load, a photo whose answer did not load ("orphan");
+- an id, date, flag or count that cannot be read ("bad value").
+"""
+import datetime
+from pathlib import Path
+
+from atelier_common.schema import schema_sql
+from atelier_etl.copyload import FileReport, IdSet, Reject, copy_text, load_csv
+
+FILES = ("questions.csv", "answers.csv", "answers_photos.csv")
+
+MAX_INT = 2147483647
+_FLAGS = {"0": "f", "1": "t"}
+_UNIX_EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
+# The last epoch-milliseconds date accepted (2100-01-01), as 13 digits compared as text.
+_LATEST_MS = str(int(datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc).timestamp() * 1000))
+
+
+def _text(value: str) -> str:
+    # Most values hold nothing COPY must escape; testing is cheaper than translating.
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return copy_text(value)
+    return value
+
+
+def _reference(text: str, column: str, parents: IdSet, parent: str) -> str:
+    """A parent id that must have loaded; returned as COPY text."""
+    if text.isdigit() and text.isascii() and len(text) <= 10:
+        value = int(text)
+        if 0 < value <= MAX_INT:
+            if value not in parents:
+                raise Reject(f"orphan: {column} {value} is not a loaded {parent}")
+            return text
+    raise Reject(f"bad value: {column} is not a valid id: {text!r}")
+
+
+def _product_id(text: str) -> str:
+    if text.isdigit() and text.isascii() and len(text) <= 10 and 0 < int(text) <= MAX_INT:
+        return text
+    raise Reject(f"bad value: product_id is not a valid id: {text!r}")
+
+
+def _flag(text: str) -> str:
+    flag = _FLAGS.get(text)
+    if flag is None:
+        raise Reject(f"bad value: reported is not 0 or 1: {text!r}")
+    return flag
+
+
+def _count(text: str) -> str:
+    if text.isdigit() and text.isascii() and len(text) <= 9:
+        return text
+    raise Reject(f"bad value: helpful is not a whole number: {text!r}")
+
+
+class _Dates:
+    """Epoch milliseconds as timestamptz COPY text, e.g. 1595884714409 → 2020-07-27 21:18:34.409+00.
+
+    Tens of millions of calls: string slices and table look-ups instead of datetime objects
+    (the calendar date of each day is computed once, the 86,400 times of day up front)."""
+    _TIMES = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
+
+    def __init__(self):
+        self._days = {}
+
+    def __call__(self, text: str, repair) -> str:
+        # 13 digits: every instant from 2001-09-09 on (the data set's dates), up to 2100.
+        if len(text) == 13 and text.isdigit() and text.isascii() and text <= _LATEST_MS:
+            days, second_of_day = divmod(int(text[:-3]), 86400)
+            day = self._days.get(days)
+            if day is None:
+                day = self._days[days] = datetime.date.fromordinal(_UNIX_EPOCH_ORDINAL + days).isoformat()
+            return f"{day} {self._TIMES[second_of_day]}.{text[-3:]}+00"
+        return self._other_form(text, repair)
+
+    @staticmethod
+    def _other_form(text: str, repair) -> str:
+        if text.isdigit() and text.isascii() and len(text) < 13:  # before 2001-09-09: rare, slow path
+            moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + \
+                datetime.timedelta(milliseconds=int(text))
+            return moment.isoformat(timespec="milliseconds")
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise Reject(f"bad value: date_written is not epoch milliseconds: {text!r}")
+        repair("date_written in ISO-8601: converted")
+        return moment.isoformat()
+
+
+def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
+    data_dir, rejects_dir = Path(data_dir), Path(rejects_dir)
+    questions, answers = IdSet(), IdSet()
+    date = _Dates()
+
+    def parse_question(fields, repair):
+        ident, product_id, body, date_written, name, email, reported, helpful = fields
+        return (ident, _product_id(product_id), _text(body), date(date_written, repair), _text(name),
+                _text(email), _flag(reported), _count(helpful))
+
+    def parse_answer(fields, repair):
+        ident, question_id, body, date_written, name, email, reported, helpful = fields
+        return (ident, _reference(question_id, "question_id", questions, "question"), _text(body),
+                date(date_written, repair), _text(name), _text(email), _flag(reported), _count(helpful))
+
+    def parse_photo(fields, repair):
+        ident, answer_id, url = fields
+        if not url:
+            raise Reject("bad value: url is empty")
+        return ident, _reference(answer_id, "answer_id", answers, "answer"), _text(url)
+
+    plan = [
+        ("questions.csv", "id,product_id,body,date_written,asker_name,asker_email,reported,helpful", "question",
+         ("id", "product_id", "body", "date_written", "asker_name", "asker_email", "reported", "helpful"),
+         parse_question, questions),
+        ("answers.csv", "id,question_id,body,date_written,answerer_name,answerer_email,reported,helpful", "answer",
+         ("id", "question_id", "body", "date_written", "answerer_name", "answerer_email", "reported", "helpful"),
+         parse_answer, answers),
+        ("answers_photos.csv", "id,answer_id,url", "answer_photo", ("id", "answer_id", "url"), parse_photo, None),
+    ]
+    reports = []
+    with conn.cursor() as cur:
+        # One transaction that creates its tables: COPY writes no WAL (wal_level=minimal), and
+        # nothing needs to survive a crash before COMMIT.
+        cur.execute("SET LOCAL synchronous_commit = off")
+        cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
+        cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+        cur.execute(schema_sql("qa", "schema.sql"))
+        for name, header, table, columns, parse, seen_ids in plan:
+            reports.append(load_csv(cur, data_dir / name, header=header, table=table, columns=columns,
+                                    parse=parse, rejects_dir=rejects_dir, seen_ids=seen_ids))
+        cur.execute(schema_sql("qa", "indexes.sql"))
+        for table in ("question", "answer", "answer_photo"):
+            # The next POST gets the id after the largest loaded one (an empty table keeps 1).
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")
+        cur.execute("ANALYZE question, answer, answer_photo")
+    return reports

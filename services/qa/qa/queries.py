@@ -1,0 +1,122 @@
+"""All SQL of the Questions & Answers service.
+
+Reads build the whole response body in PostgreSQL (json_build_object keeps the contract's key
+order) and return it as one text value the view passes through untouched. Every parameter is
+cast where it first appears, so PREPARE infers the intended types.
+"""
+from atelier_common.db import Statement
+
+# The contract's date format: ISO-8601 UTC with milliseconds.
+_DATE = """to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+# $1 product_id, $2 count, $3 offset. A page of the product's visible questions (an index range
+# of question_product_idx), each with every visible answer keyed by answer id, in answer-id
+# order, and each answer's photo URLs in photo-id order.
+QUESTIONS = Statement("qa_questions", f"""
+SELECT json_build_object(
+    'product_id', $1::integer::text,
+    'results', coalesce(json_agg(page.question ORDER BY page.helpful DESC, page.id), '[]'::json)
+)::text
+FROM (
+    SELECT q.id, q.helpful, json_build_object(
+        'question_id', q.id,
+        'question_body', q.body,
+        'question_date', {_DATE.format(column="q.date_written")},
+        'asker_name', q.asker_name,
+        'question_helpfulness', q.helpful,
+        'reported', q.reported,
+        'answers', coalesce((
+            SELECT json_object_agg(a.id, json_build_object(
+                'id', a.id,
+                'body', a.body,
+                'date', {_DATE.format(column="a.date_written")},
+                'answerer_name', a.answerer_name,
+                'helpfulness', a.helpful,
+                'photos', coalesce((
+                    SELECT json_agg(p.url ORDER BY p.id)
+                    FROM answer_photo p
+                    WHERE p.answer_id = a.id), '[]'::json)
+            ) ORDER BY a.id)
+            FROM answer a
+            WHERE a.question_id = q.id AND NOT a.reported), '{{}}'::json)
+    ) AS question
+    FROM question q
+    WHERE q.product_id = $1 AND NOT q.reported
+    ORDER BY q.helpful DESC, q.id
+    LIMIT $2::integer OFFSET $3::bigint
+) page
+""")
+
+# $1 question_id, $2 page, $3 count, $4 offset. A page of a visible question's visible answers
+# (an index range of answer_question_idx); photos as {id, url} in photo-id order. A reported
+# question shows no answers.
+ANSWERS = Statement("qa_answers", f"""
+SELECT json_build_object(
+    'question', $1::integer::text,
+    'page', $2::integer,
+    'count', $3::integer,
+    'results', coalesce(json_agg(page.answer ORDER BY page.helpful DESC, page.id), '[]'::json)
+)::text
+FROM (
+    SELECT a.id, a.helpful, json_build_object(
+        'answer_id', a.id,
+        'body', a.body,
+        'date', {_DATE.format(column="a.date_written")},
+        'answerer_name', a.answerer_name,
+        'helpfulness', a.helpful,
+        'photos', coalesce((
+            SELECT json_agg(json_build_object('id', p.id, 'url', p.url) ORDER BY p.id)
+            FROM answer_photo p
+            WHERE p.answer_id = a.id), '[]'::json)
+    ) AS answer
+    FROM answer a
+    WHERE a.question_id = $1 AND NOT a.reported
+      AND EXISTS (SELECT FROM question q WHERE q.id = $1 AND NOT q.reported)
+    ORDER BY a.helpful DESC, a.id
+    LIMIT $3 OFFSET $4::bigint
+) page
+""")
+
+# $1 product_id, $2 body, $3 name, $4 email → the new question's id.
+INSERT_QUESTION = Statement("qa_insert_question", """
+INSERT INTO question (product_id, body, date_written, asker_name, asker_email)
+VALUES ($1::integer, $2::text, now(), $3::text, $4::text)
+RETURNING id
+""")
+
+# $1 question_id, $2 body, $3 name, $4 email, $5 photo URLs → the new answer's id, or no row
+# when the question is unknown or reported (then nothing is written). One statement, so the
+# answer and its photos commit together or not at all; photo ids follow the list's order.
+INSERT_ANSWER = Statement("qa_insert_answer", """
+WITH parent AS (
+    SELECT id FROM question WHERE id = $1::integer AND NOT reported
+), new_answer AS (
+    INSERT INTO answer (question_id, body, date_written, answerer_name, answerer_email)
+    SELECT parent.id, $2::text, now(), $3::text, $4::text FROM parent
+    RETURNING id
+), new_photos AS (
+    INSERT INTO answer_photo (answer_id, url)
+    SELECT new_answer.id, photo.url
+    FROM new_answer, unnest($5::text[]) WITH ORDINALITY AS photo (url, position)
+    ORDER BY photo.position
+)
+SELECT id FROM new_answer
+""")
+
+# $1 id → the id when the row exists (204), no row otherwise (404). Helpful is one atomic
+# increment: concurrent requests queue on the row lock and none is lost.
+MARK_QUESTION_HELPFUL = Statement("qa_mark_question_helpful", """
+UPDATE question SET helpful = helpful + 1 WHERE id = $1::integer RETURNING id
+""")
+
+REPORT_QUESTION = Statement("qa_report_question", """
+UPDATE question SET reported = true WHERE id = $1::integer RETURNING id
+""")
+
+MARK_ANSWER_HELPFUL = Statement("qa_mark_answer_helpful", """
+UPDATE answer SET helpful = helpful + 1 WHERE id = $1::integer RETURNING id
+""")
+
+REPORT_ANSWER = Statement("qa_report_answer", """
+UPDATE answer SET reported = true WHERE id = $1::integer RETURNING id
+""")

@@ -1,0 +1,32 @@
+-- Q&A tables, without keys or indexes: a bulk load creates these (in its own transaction, so
+-- COPY skips the WAL), COPYs into them, then runs indexes.sql. Column names follow the CSV
+-- files of the data contract. Dropping the tables also drops their identity sequences.
+DROP TABLE IF EXISTS answer_photo, answer, question CASCADE;
+
+CREATE TABLE question (
+    id           integer     NOT NULL,
+    product_id   integer     NOT NULL,
+    body         text        NOT NULL,
+    date_written timestamptz NOT NULL,
+    asker_name   text        NOT NULL,
+    asker_email  text        NOT NULL,
+    reported     boolean     NOT NULL DEFAULT false,
+    helpful      integer     NOT NULL DEFAULT 0
+);
+
+CREATE TABLE answer (
+    id             integer     NOT NULL,
+    question_id    integer     NOT NULL,
+    body           text        NOT NULL,
+    date_written   timestamptz NOT NULL,
+    answerer_name  text        NOT NULL,
+    answerer_email text        NOT NULL,
+    reported       boolean     NOT NULL DEFAULT false,
+    helpful        integer     NOT NULL DEFAULT 0
+);
+
+CREATE TABLE answer_photo (
+    id        integer NOT NULL,
+    answer_id integer NOT NULL,
+    url       text    NOT NULL
+);

@@ -1,0 +1,70 @@
+"""The Ratings & Reviews endpoints: thin views; SQL lives in queries.py, validation in schemas.py.
+
+Reads pass PostgreSQL's JSON text through untouched. Writes run in one transaction that also
+keeps the product's aggregates exact (see queries.py for the locking order)."""
+from flask import Blueprint, request
+from marshmallow import ValidationError
+
+from atelier_common.db import fetch_value, transaction
+from atelier_common.errors import not_found
+from atelier_common.http import created, json_bytes, no_content
+from atelier_common.validation import load_json_body, load_query, path_id
+
+from . import queries, schemas
+
+bp = Blueprint("reviews", __name__)
+
+
+@bp.get("/reviews")
+def list_reviews():
+    query = load_query(schemas.REVIEWS_PAGE, request.args)
+    statement = queries.REVIEW_PAGES[query["sort"]]
+    return json_bytes(fetch_value(statement, (query["product_id"], query["page"], query["count"],
+                                              query["offset"])))
+
+
+@bp.get("/reviews/meta")
+def review_meta():
+    query = load_query(schemas.META, request.args)
+    return json_bytes(fetch_value(queries.META, (query["product_id"],)))
+
+
+@bp.post("/reviews")
+def post_review():
+    review = load_json_body(schemas.NEW_REVIEW, request)
+    product_id = review["product_id"]
+    characteristic_ids = list(review["characteristics"])
+    with transaction() as cur:
+        if characteristic_ids:
+            found = queries.COUNT_PRODUCT_CHARACTERISTICS.run(
+                cur, (product_id, characteristic_ids)).fetchone()[0]
+            if found != len(characteristic_ids):
+                raise ValidationError(
+                    {"characteristics": [f"Every key must be a characteristic id of product {product_id}."]})
+        queries.COUNT_NEW_REVIEW.run(cur, (product_id, review["rating"], review["recommend"]))
+        review_id = queries.INSERT_REVIEW.run(cur, (
+            product_id, review["rating"], review["summary"], review["body"], review["recommend"],
+            review["name"], review["email"], review["photos"], characteristic_ids,
+            list(review["characteristics"].values()))).fetchone()[0]
+        queries.REBUILD_META.run(cur, (product_id,))
+    return created(f"/reviews/{review_id}")
+
+
+@bp.put("/reviews/<raw_id>/helpful")
+def mark_helpful(raw_id):
+    if fetch_value(queries.MARK_HELPFUL, (path_id("review_id", raw_id),)) is None:
+        raise not_found("review")
+    return no_content()
+
+
+@bp.put("/reviews/<raw_id>/report")
+def report_review(raw_id):
+    review_id = path_id("review_id", raw_id)
+    with transaction() as cur:
+        row = queries.REPORT_REVIEW.run(cur, (review_id,)).fetchone()
+        if row is not None:
+            queries.UNTALLY_REVIEW.run(cur, (review_id,))
+            queries.REBUILD_META.run(cur, (row[0],))
+        elif not queries.REVIEW_EXISTS.run(cur, (review_id,)).fetchone()[0]:
+            raise not_found("review")
+    return no_content()
