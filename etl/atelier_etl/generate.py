@@ -16,9 +16,11 @@ log-normal popularity with a few "hot" products: most products have a handful
 of reviews/questions, a few have hundreds, some none). Products are drawn
 uniformly over the id range, so the last 10% of ids has the same mix.
 
-Dirt (only with --dirty; clean output has none). Each kind is injected in small
-known numbers, proportional to scale but at least 3 (data.md's figure, or a
-plausible one, at scale 1); ``manifest.csv`` (``file,line,kind,id``) lists every
+Dirt (only with --dirty; clean output has none, and its manifest is just the
+header). Each kind is injected in small known numbers, proportional to scale but
+at least 3 (fewer only below scale ~0.0002, where tiny files have no room), and
+data.md's figure, or a plausible one, at scale 1. Duplicate rows count toward a
+file's rows. ``manifest.csv`` (``file,line,kind,id``) lists every
 dirty record: ``line`` is the 1-based *physical* line where the record starts
 (header = line 1; quoted line breaks are counted), ``id`` the record's id.
 
@@ -41,7 +43,8 @@ dirty record: ``line`` is the 1-based *physical* line where the record starts
   rating_out_of_range      reviews.csv rating 0, 6, 7 or 9
   bom                      UTF-8 BOM before the header (product, photos, reviews); line 1, no id
   duplicate_id             product / styles / reviews / answers: an extra row reusing the
-                           id of a row a few lines earlier (the manifest lists the later one)
+                           id of a row a few lines earlier, with other text (the manifest
+                           lists the later one)
 
 Dirt never breaks other rows: rows a loader must reject (missing_field products,
 reviews with a bad rating, null-named characteristics) have no children and are
@@ -49,10 +52,12 @@ never a related target; duplicates are extra rows (the first occurrence is the
 real one); a swallowed neighbour is a photo, which has no children.
 
 Determinism: the skeleton (which ids exist, how many children each parent has,
-where the dirt goes) comes from a generator seeded with (seed, part); each file
-is written in fixed-size chunks whose rows come from a generator seeded with
-(seed, file, chunk, dirty). Nothing depends on --jobs or process scheduling, so
-the same scale + seed + dirty gives byte-identical files.
+where the dirt goes) comes from generators seeded with (seed, part, dirty); each
+file is written in fixed-size chunks whose rows come from a generator seeded with
+(seed, file, chunk, dirty); the text pools from (seed). Nothing depends on --jobs
+or process scheduling, so the same scale + seed + dirty gives byte-identical
+files (with the same numpy version). A dirty set is its own draw, not the clean
+set plus dirt.
 
 Speed: no per-row Python. Text comes from pools of already-quoted pieces
 (``gen_core.build_pools``) picked by index; integers are rendered 4 digits per
@@ -213,6 +218,11 @@ class Plan:
     a: dict = field(default_factory=dict)           # skeleton arrays
 
 
+def row_counts(scale: float) -> dict[str, int]:
+    """Data rows per file: round(full-size rows x scale), at least 1."""
+    return {name: max(1, round(spec[1] * scale)) for name, spec in FILES.items()}
+
+
 def dirt_count(file: str, kind: str, scale: float, dirty: bool) -> int:
     """How many rows of this kind of dirt `file` gets (before fitting a tiny file)."""
     if not dirty:
@@ -225,7 +235,7 @@ def file_dirt(file: str, scale: float, dirty: bool) -> dict[str, int]:
     no room for them all."""
     counts = {k: dirt_count(f, k, scale, dirty) for f, k in DIRT_FULL
               if f == file and k != "characteristic_null_name"}
-    rows = max(1, round(FILES[file][1] * scale))
+    rows = row_counts(scale)[file]
     while sum(counts.values()) > _dirt_slots(rows - counts.get("duplicate_id", 0)):
         biggest = max(counts, key=counts.get)
         counts[biggest] -= 1
@@ -244,8 +254,7 @@ def build_plan(scale: float, seed: int, dirty: bool) -> Plan:
     """Decide which rows exist, who their parents are and where the dirt goes."""
     plan = Plan(scale, seed, dirty)
     A = plan.a
-    for name, (_h, full, _c, _b) in FILES.items():
-        plan.rows[name] = max(1, round(full * scale))
+    plan.rows = row_counts(scale)
 
     def rng(part: int):
         return np.random.default_rng([seed, 1000 + part, int(dirty)])

@@ -1,6 +1,5 @@
 """Tests of the data generator (atelier_etl.generate) at small scales."""
 import csv
-import io
 import os
 import re
 import subprocess
@@ -12,9 +11,10 @@ import numpy as np
 import pytest
 
 from atelier_etl import gen_core
-from atelier_etl.generate import BOM_FILES, DIRT_KINDS, FILES, generate
+from atelier_etl.generate import BOM_FILES, DIRT_KINDS, FILES, generate, row_counts
 
 SCALE = 0.001
+BOM = b"\xef\xbb\xbf"
 
 # data.md's headers and full-size row counts, copied here on purpose: the
 # generator's own table must agree with the contract.
@@ -119,13 +119,9 @@ def test_headers_exact(clean, dirty):
     for d in (clean[0], dirty[0]):
         for name, (header, _n) in CONTRACT.items():
             first = physical_lines(d / name)[0]
-            if first.startswith(gen_core_bom()):
+            if first.startswith(BOM):
                 first = first[3:]
             assert first == header.encode(), name
-
-
-def gen_core_bom():
-    return b"\xef\xbb\xbf"
 
 
 def test_row_counts_proportional_to_scale(tmp_path, clean):
@@ -137,18 +133,17 @@ def test_row_counts_proportional_to_scale(tmp_path, clean):
     for name, (_h, full) in CONTRACT.items():
         assert s3[name][0] == max(1, round(full * 0.003)), name
         assert len(records(d2 / name)) - 1 == s3[name][0]
-    # at scale 1 the plan asks for exactly data.md's numbers (within 1%)
-    from atelier_etl.generate import build_plan
-    plan_rows = {n: max(1, round(FILES[n][1] * 1.0)) for n in FILES}
-    for name, (_h, full) in CONTRACT.items():
-        assert abs(plan_rows[name] - full) <= full * 0.01
+    # at scale 1 the plan asks for data.md's numbers (within 1%)
+    for name, rows in row_counts(1.0).items():
+        assert abs(rows - CONTRACT[name][1]) <= CONTRACT[name][1] * 0.01
+    assert row_counts(1e-9) == {name: 1 for name in FILES}
 
 
 def test_clean_encodings(clean):
     d, _s, data = clean
     raw = {name: (d / name).read_bytes() for name in FILES}
     for name, blob in raw.items():
-        assert not blob.startswith(gen_core_bom()), name
+        assert not blob.startswith(BOM), name
         assert blob.endswith(b"\n")
     width = {name: len(h.split(",")) for name, (h, _n) in CONTRACT.items()}
     for name, recs in data.items():
@@ -317,7 +312,7 @@ def test_manifest_lines_show_their_dirt(dirty):
         raw = lines[f][line - 1]
         if kind == "bom":
             assert line == 1 and rid == ""
-            assert (d / f).read_bytes().startswith(b"\xef\xbb\xbf")
+            assert (d / f).read_bytes().startswith(BOM)
             continue
         rec = by_line[f].get(line)
         assert rec is not None, (f, line, kind, "no record starts on that line")
@@ -333,10 +328,8 @@ def test_manifest_lines_show_their_dirt(dirty):
         elif kind == "photo_missing_thumbnail":
             assert len(rec) == 3 and raw.count(b'"') == 2
         elif kind == "orphan_parent":
-            parents = dict(FKS[f])
             missing = [c for c, p in FKS[f] if int(rec[c]) not in ids[p]]
-            assert missing, (f, line, rec)
-            assert parents
+            assert len(missing) == 1, (f, line, rec)  # exactly the parent reference is bad
         elif kind == "characteristic_null_name":
             assert raw.endswith(b",null") and rec[2] == "null"
         elif kind == "price_format":
@@ -361,7 +354,7 @@ def test_manifest_lines_show_their_dirt(dirty):
     boms = {f for f, _l, k, _i in manifest if k == "bom"}
     assert boms == set(BOM_FILES)
     for name in FILES:
-        assert (d / name).read_bytes().startswith(b"\xef\xbb\xbf") == (name in boms)
+        assert (d / name).read_bytes().startswith(BOM) == (name in boms)
 
 
 def test_dirt_is_only_where_the_manifest_says(dirty):
