@@ -22,6 +22,8 @@ line and reason, as "kind: detail"):
   rows and are kept; /related shows each related product once (the documents drop repeats).
 """
 import re
+import sys
+import time
 from pathlib import Path
 
 from atelier_common.schema import schema_sql
@@ -162,7 +164,15 @@ def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
                                     parse=parse, rejects_dir=rejects_dir, seen_ids=seen_ids,
                                     check_width=check_width))
         # Statistics first: indexes.sql builds the documents with a query that needs them.
-        cur.execute("ANALYZE product, feature, style, photo, sku, related")
-        cur.execute(schema_sql("products", "indexes.sql"))
-        cur.execute("ANALYZE product_document")
+        _step(cur, "ANALYZE product, feature, style, photo, sku, related", "statistics")
+        _step(cur, schema_sql("products", "indexes.sql"), "keys, indexes, sequences and documents")
+        _step(cur, "ANALYZE product_document", "statistics of the documents")
     return reports
+
+
+def _step(cur, sql: str, what: str):
+    """One long statement after the COPYs, with a line of progress (it runs for seconds)."""
+    started = time.monotonic()
+    print(f"  {what} …", file=sys.stderr, end="", flush=True)
+    cur.execute(sql)
+    print(f" {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)

@@ -339,3 +339,34 @@ def test_trailing_slashes_are_the_same_paths(client, db):
     question = client.get(f"/qa/questions/?product_id={product}").get_json()["results"][0]["question_id"]
     _assert_created(client.post(f"/qa/questions/{question}/answers/", json=GOOD_ANSWER))
     assert len(client.get(f"/qa/questions/{question}/answers/").get_json()["results"]) == 1
+
+
+def test_answer_and_photos_commit_together_or_not_at_all(database_factory):
+    """A photo row that fails to insert takes its answer down with it (one statement, one
+    transaction). The failure is a trigger of this test's own database."""
+    from contextlib import closing
+
+    import psycopg2
+
+    from qa import create_app
+
+    url = database_factory("qa")
+    with closing(psycopg2.connect(url)) as conn, conn, conn.cursor() as cur:
+        cur.execute("""
+            CREATE FUNCTION refuse_photo() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.url LIKE '%refused%' THEN RAISE EXCEPTION 'photo refused'; END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER refuse_photo BEFORE INSERT ON answer_photo FOR EACH ROW EXECUTE FUNCTION refuse_photo();
+            INSERT INTO question (product_id, body, date_written, asker_name, asker_email)
+            VALUES (1, 'q', now(), 'n', 'n@example.com');""")
+    client = create_app({"database_url": url}).test_client()
+    photos = ["https://img.example/fine.jpg", "https://img.example/refused.jpg"]
+    response = client.post("/qa/questions/1/answers", json=GOOD_ANSWER | {"photos": photos})
+    assert response.status_code == 500
+    assert response.get_json() == {"message": "internal server error"}
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT (SELECT count(*) FROM answer), (SELECT count(*) FROM answer_photo)")
+        assert cur.fetchone() == (0, 0)
+    _assert_created(client.post("/qa/questions/1/answers", json=GOOD_ANSWER | {"photos": photos[:1]}))
