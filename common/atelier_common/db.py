@@ -38,6 +38,7 @@ class _Connection(psycopg2.extensions.connection):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.autocommit = True  # sends nothing; saves a BEGIN/COMMIT round trip per read
         self.prepared = set()
 
 
@@ -76,20 +77,29 @@ class Pool:
             options=f"-c statement_timeout={int(statement_timeout_ms)}",
         )
 
-    @contextmanager
-    def connection(self):
+    def acquire(self):
+        """A connection, waiting at most `wait_seconds` for one to be free (else PoolTimeout)."""
         if not self._slots.acquire(timeout=self.wait_seconds):
             raise PoolTimeout()
         try:
-            conn = self._pool.getconn()
-            try:
-                if not conn.autocommit:
-                    conn.autocommit = True
-                yield conn
-            finally:
-                self._pool.putconn(conn)
+            return self._pool.getconn()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, conn):
+        try:
+            self._pool.putconn(conn)
         finally:
             self._slots.release()
+
+    @contextmanager
+    def connection(self):
+        conn = self.acquire()
+        try:
+            yield conn
+        finally:
+            self.release(conn)
 
     def close(self):
         self._pool.clear()
@@ -135,7 +145,15 @@ def transaction():
 
 
 def fetch_value(statement: Statement, params=()):
-    """The first column of the first row, or None when there is no row."""
-    with cursor() as cur:
+    """The first column of the first row, or None when there is no row.
+
+    The hot path of every read endpoint, so written out without context managers."""
+    pool = get_pool()
+    conn = pool.acquire()
+    try:
+        cur = conn.cursor()
         row = statement.run(cur, params).fetchone()
+        cur.close()
+    finally:
+        pool.release(conn)
     return None if row is None else row[0]

@@ -36,7 +36,24 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
+    _count_requests(worker)
     # Objects created at import time never die: freezing them keeps the collector from
     # rescanning them on every full collection (one source of the latency tail).
     gc.collect()
     gc.freeze()
+
+
+def _count_requests(worker):
+    """max_requests for the pywsgi worker, which (unlike gunicorn's own gevent worker) never
+    counts requests: after its max_requests (jitter included, drawn by gunicorn per worker)
+    the worker stops accepting, finishes what it has, and the master starts a fresh one."""
+    app = worker.wsgi
+
+    def counted(environ, start_response):
+        worker.nr += 1
+        if worker.nr == worker.max_requests:
+            worker.log.info("autorestarting worker after %s requests", worker.nr)
+            worker.alive = False
+        return app(environ, start_response)
+
+    worker.wsgi = counted

@@ -92,6 +92,7 @@ def serve():
         wait_for(healthy, 20, f"{service} under gunicorn")
         return base
 
+    start.processes = processes  # the gunicorn masters, for tests that watch their workers
     yield start
     for process in processes:
         process.terminate()

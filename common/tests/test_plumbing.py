@@ -94,3 +94,27 @@ def test_each_service_role_reaches_only_its_own_database(postgres):
     psycopg2.connect(postgres.url("products", "pw-products", "products")).close()
     with pytest.raises(psycopg2.OperationalError, match="CONNECT privilege"):
         psycopg2.connect(postgres.url("products", "pw-products", "qa"))
+
+
+def test_workers_restart_after_max_requests(serve, database_url):
+    """gunicorn's max_requests also holds for the pywsgi worker (which does not count by itself)."""
+    import time
+    import urllib.request
+
+    import psutil
+
+    base = serve("products", database_url, MAX_REQUESTS=20, MAX_REQUESTS_JITTER=0)
+    master = psutil.Process(serve.processes[-1].pid)
+    first = {child.pid for child in master.children()}
+    for _ in range(25):
+        with urllib.request.urlopen(base + "/healthz", timeout=5):
+            pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        workers = {child.pid for child in master.children()}
+        if workers and not workers & first:
+            break
+        time.sleep(0.1)
+    assert workers and not workers & first, "the worker was not replaced after max_requests"
+    with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
+        assert response.status == 200

@@ -85,6 +85,19 @@ def parse_id(text: str, name: str) -> int:
     raise Reject(f"{name} is not a valid id: {text!r}")
 
 
+def parse_reference(text: str, column: str, parents: IdSet, parent: str) -> str:
+    """A reference to a parent row that must have loaded; returned as COPY text.
+
+    A value that is no id is a "bad value"; an id whose parent did not load is an "orphan"."""
+    if text.isdigit() and text.isascii() and len(text) <= 10:
+        value = int(text)
+        if 0 < value <= 2147483647:
+            if value not in parents:
+                raise Reject(f"orphan: {column} {value} is not a loaded {parent}")
+            return text
+    raise Reject(f"bad value: {column} is not a valid id: {text!r}")
+
+
 class _Progress:
     def __init__(self, label: str, size: int, stream=sys.stderr, every: float = 3.0):
         self.label, self.size, self.stream, self.every = label, size, stream, every

@@ -27,31 +27,12 @@ import time
 from pathlib import Path
 
 from atelier_common.schema import schema_sql
-from atelier_etl.copyload import FileReport, IdSet, Reject, copy_text, load_csv
+from atelier_etl.copyload import FileReport, IdSet, Reject, copy_text, load_csv, parse_reference
 
 FILES = ("product.csv", "features.csv", "styles.csv", "photos.csv", "skus.csv", "related.csv")
 
 _PRICE = re.compile(r"\s*\$?\s*([0-9]{1,10})(?:\.([0-9]{1,2}))?\s*")
 _BOOLEANS = {"1": "t", "0": "f", "true": "t", "false": "f"}
-MAX_ID = 2147483647
-
-
-def _text(value: str) -> str:
-    # Most values hold nothing COPY must escape; testing is cheaper than translating.
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return copy_text(value)
-    return value
-
-
-def _reference(text: str, column: str, parents: IdSet, parent: str) -> str:
-    """A parent id that must have loaded; returned as COPY text."""
-    if text.isdigit() and text.isascii() and len(text) <= 10:
-        value = int(text)
-        if 0 < value <= MAX_ID:
-            if value not in parents:
-                raise Reject(f"orphan: {column} {value} is not a loaded {parent}")
-            return text
-    raise Reject(f"bad value: {column} is not a valid id: {text!r}")
 
 
 def _price(text: str, column: str, repair) -> str:
@@ -86,20 +67,20 @@ def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
 
     def parse_product(fields, repair):
         ident, name, slogan, description, category, price = fields
-        return (ident, _text(name), _text(slogan), _text(description), _text(category),
+        return (ident, copy_text(name), copy_text(slogan), copy_text(description), copy_text(category),
                 _price(price, "default_price", repair))
 
     def parse_feature(fields, repair):
         ident, product_id, feature, value = fields
-        return (ident, _reference(product_id, "product_id", products, "product"), _text(feature),
-                None if value == "null" else _text(value))
+        return (ident, parse_reference(product_id, "product_id", products, "product"), copy_text(feature),
+                None if value == "null" else copy_text(value))
 
     def parse_style(fields, repair):
         ident, product_id, name, sale_price, original_price, default_style = fields
         default = _BOOLEANS.get(default_style)
         if default is None:
             raise Reject(f"bad value: default_style is not 1 or 0: {default_style!r}")
-        return (ident, _reference(product_id, "productId", products, "product"), _text(name),
+        return (ident, parse_reference(product_id, "productId", products, "product"), copy_text(name),
                 None if sale_price == "null" else _price(sale_price, "sale_price", repair),
                 _price(original_price, "original_price", repair), default)
 
@@ -122,11 +103,11 @@ def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
         if not thumbnail_url:
             repair("thumbnail_url missing: set to the photo's url")
             thumbnail_url = url
-        return (ident, _reference(style_id, "styleId", styles, "style"), _text(url), _text(thumbnail_url))
+        return (ident, parse_reference(style_id, "styleId", styles, "style"), copy_text(url), copy_text(thumbnail_url))
 
     def parse_sku(fields, repair):
         ident, style_id, size, quantity = fields
-        return (ident, _reference(style_id, "styleId", styles, "style"), _text(size), _quantity(quantity))
+        return (ident, parse_reference(style_id, "styleId", styles, "style"), copy_text(size), _quantity(quantity))
 
     def parse_related(fields, repair):
         ident, product_id, related_id = fields
@@ -134,8 +115,8 @@ def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
             raise Reject("related_zero: related_product_id is 0")
         if related_id == product_id:
             raise Reject(f"related_self: product {product_id} is related to itself")
-        return (ident, _reference(product_id, "current_product_id", products, "product"),
-                _reference(related_id, "related_product_id", products, "product"))
+        return (ident, parse_reference(product_id, "current_product_id", products, "product"),
+                parse_reference(related_id, "related_product_id", products, "product"))
 
     plan = [
         ("product.csv", "id,name,slogan,description,category,default_price", "product",
