@@ -64,6 +64,12 @@ def percentile(values, share):
 def pgbench_latency(dsn: str, endpoint: Endpoint, ids, calls: int, workdir: Path):
     """p50 and p99 in ms of the endpoint's statement, prepared, one client."""
     params = [":id" if p == ":id" else str(p) for p in endpoint.params]
+    stray = re.findall(r"(?<!:):[A-Za-z_]\w*", endpoint.statement.sql)
+    if stray:
+        # pgbench takes any :name for one of its variables, even inside a string literal.
+        raise SystemExit(f"{endpoint.name}: the statement contains {', '.join(stray)}, which pgbench "
+                         "would read as variables; keep colons out of the SQL text (e.g. wrap the "
+                         "format in an SQL function)")
     sql = re.sub(r"\$(\d+)", lambda m: params[int(m.group(1)) - 1], endpoint.statement.sql)
     script = workdir / "script.sql"
     script.write_text(f"\\set id random({ids[0]}, {ids[1]})\n{' '.join(sql.split())};\n")

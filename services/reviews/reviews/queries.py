@@ -42,13 +42,17 @@ def _review_page(sort: str, order: str) -> Statement:
 
 REVIEW_PAGES = {sort: _review_page(sort, order) for sort, order in SORT_ORDERS.items()}
 
-# $1 = product_id. A product without a summary row has no (non-reported) review: its body is
-# built on the spot from its characteristics, if any.
-META = Statement("reviews_meta", """
-    SELECT coalesce((SELECT meta FROM review_summary WHERE product_id = $1::integer),
-                    review_meta_json($1::integer, '{0,0,0,0,0}', '{0,0}',
-                                     (SELECT characteristics FROM product_characteristics
-                                       WHERE product_id = $1::integer)))
+# $1 = product_id. One primary-key lookup; no row for a product without a (non-reported)
+# review or a characteristic.
+META = Statement("reviews_meta", "SELECT meta FROM review_summary WHERE product_id = $1::integer")
+
+# $1 = product_id: the body for a product without a summary row, built from its characteristics
+# if it has any (none after a load; only rows added by other means). A separate statement so
+# that the hot one above stays a bare lookup.
+META_WITHOUT_SUMMARY = Statement("reviews_meta_without_summary", """
+    SELECT review_meta_json($1::integer, '{0,0,0,0,0}', '{0,0}',
+                            (SELECT characteristics FROM product_characteristics
+                              WHERE product_id = $1::integer))
 """)
 
 # -- POST /reviews ------------------------------------------------------------------------------

@@ -25,8 +25,11 @@ def list_reviews():
 
 @bp.get("/reviews/meta")
 def review_meta():
-    query = load_query(schemas.META, request.args)
-    return json_bytes(fetch_value(queries.META, (query["product_id"],)))
+    product_id = load_query(schemas.META, request.args)["product_id"]
+    body = fetch_value(queries.META, (product_id,))
+    if body is None:
+        body = fetch_value(queries.META_WITHOUT_SUMMARY, (product_id,))
+    return json_bytes(body)
 
 
 @bp.post("/reviews")
