@@ -215,6 +215,24 @@ def load_csv(cursor, path: Path, *, header: str, table: str, columns: tuple, par
     return report
 
 
+def begin_bulk_load(cursor):
+    """Settings for a load transaction. The loader creates its tables inside the transaction, so
+    with wal_level=minimal COPY writes no WAL, and nothing needs to be durable before COMMIT."""
+    cursor.execute("SET LOCAL synchronous_commit = off")
+    cursor.execute("SET LOCAL maintenance_work_mem = '1GB'")
+    cursor.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+    cursor.execute("SET LOCAL work_mem = '256MB'")
+
+
+def run_timed(cursor, sql: str, what: str = None, stream=sys.stderr):
+    """One long statement after the COPYs (an index build, a derived table), with a line of
+    progress saying how long it took."""
+    started = time.monotonic()
+    cursor.execute(sql)
+    label = what or " ".join(sql.split())[:72]
+    print(f"  {label}: {time.monotonic() - started:.1f} s", file=stream, flush=True)
+
+
 def print_reports(service: str, reports, stream=sys.stdout):
     print(f"\n{service}: {'file':<28} {'read':>12} {'loaded':>12} {'repaired':>10} {'rejected':>10} {'seconds':>8}",
           file=stream)

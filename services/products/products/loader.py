@@ -22,12 +22,11 @@ line and reason, as "kind: detail"):
   rows and are kept; /related shows each related product once (the documents drop repeats).
 """
 import re
-import sys
-import time
 from pathlib import Path
 
 from atelier_common.schema import schema_sql
-from atelier_etl.copyload import FileReport, IdSet, Reject, copy_text, load_csv, parse_reference
+from atelier_etl.copyload import (FileReport, IdSet, Reject, begin_bulk_load, copy_text, load_csv,
+                                  parse_reference, run_timed)
 
 FILES = ("product.csv", "features.csv", "styles.csv", "photos.csv", "skus.csv", "related.csv")
 
@@ -134,26 +133,14 @@ def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
     ]
     reports = []
     with conn.cursor() as cur:
-        # One transaction that creates its tables: COPY writes no WAL (wal_level=minimal), and
-        # nothing needs to survive a crash before COMMIT.
-        cur.execute("SET LOCAL synchronous_commit = off")
-        cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
-        cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+        begin_bulk_load(cur)
         cur.execute(schema_sql("products", "schema.sql"))
         for name, header, table, columns, parse, seen_ids, check_width in plan:
             reports.append(load_csv(cur, data_dir / name, header=header, table=table, columns=columns,
                                     parse=parse, rejects_dir=rejects_dir, seen_ids=seen_ids,
                                     check_width=check_width))
         # Statistics first: indexes.sql builds the documents with a query that needs them.
-        _step(cur, "ANALYZE product, feature, style, photo, sku, related", "statistics")
-        _step(cur, schema_sql("products", "indexes.sql"), "keys, indexes, sequences and documents")
-        _step(cur, "ANALYZE product_document", "statistics of the documents")
+        run_timed(cur, "ANALYZE product, feature, style, photo, sku, related", "statistics")
+        run_timed(cur, schema_sql("products", "indexes.sql"), "keys, indexes, sequences and documents")
+        run_timed(cur, "ANALYZE product_document", "statistics of the documents")
     return reports
-
-
-def _step(cur, sql: str, what: str):
-    """One long statement after the COPYs, with a line of progress (it runs for seconds)."""
-    started = time.monotonic()
-    print(f"  {what} …", file=sys.stderr, end="", flush=True)
-    cur.execute(sql)
-    print(f" {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)

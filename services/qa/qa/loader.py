@@ -17,7 +17,8 @@ import datetime
 from pathlib import Path
 
 from atelier_common.schema import schema_sql
-from atelier_etl.copyload import FileReport, IdSet, Reject, copy_text, load_csv
+from atelier_etl.copyload import (FileReport, IdSet, Reject, begin_bulk_load, copy_text, load_csv,
+                                  parse_reference, run_timed)
 
 FILES = ("questions.csv", "answers.csv", "answers_photos.csv")
 
@@ -27,24 +28,6 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _LATEST = datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc)
 # The latest date accepted, in epoch milliseconds: 13 digits, compared as text.
 _LATEST_MS = str((_LATEST - _EPOCH) // datetime.timedelta(milliseconds=1))
-
-
-def _text(value: str) -> str:
-    # Most values hold nothing COPY must escape; testing is cheaper than translating.
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return copy_text(value)
-    return value
-
-
-def _reference(text: str, column: str, parents: IdSet, parent: str) -> str:
-    """A parent id that must have loaded; returned as COPY text."""
-    if text.isdigit() and text.isascii() and len(text) <= 10:
-        value = int(text)
-        if 0 < value <= MAX_INT:
-            if value not in parents:
-                raise Reject(f"orphan: {column} {value} is not a loaded {parent}")
-            return text
-    raise Reject(f"bad value: {column} is not a valid id: {text!r}")
 
 
 def _product_id(text: str) -> str:
@@ -108,19 +91,19 @@ def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
 
     def parse_question(fields, repair):
         ident, product_id, body, date_written, name, email, reported, helpful = fields
-        return (ident, _product_id(product_id), _text(body), _epoch_ms(date_written, repair), _text(name),
-                _text(email), _flag(reported), _count(helpful))
+        return (ident, _product_id(product_id), copy_text(body), _epoch_ms(date_written, repair), copy_text(name),
+                copy_text(email), _flag(reported), _count(helpful))
 
     def parse_answer(fields, repair):
         ident, question_id, body, date_written, name, email, reported, helpful = fields
-        return (ident, _reference(question_id, "question_id", questions, "question"), _text(body),
-                _epoch_ms(date_written, repair), _text(name), _text(email), _flag(reported), _count(helpful))
+        return (ident, parse_reference(question_id, "question_id", questions, "question"), copy_text(body),
+                _epoch_ms(date_written, repair), copy_text(name), copy_text(email), _flag(reported), _count(helpful))
 
     def parse_photo(fields, repair):
         ident, answer_id, url = fields
         if not url:
             raise Reject("bad value: url is empty")
-        return ident, _reference(answer_id, "answer_id", answers, "answer"), _text(url)
+        return ident, parse_reference(answer_id, "answer_id", answers, "answer"), copy_text(url)
 
     plan = [
         ("questions.csv", "id,product_id,body,date_written,asker_name,asker_email,reported,helpful", "question",
@@ -133,11 +116,7 @@ def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
     ]
     reports = []
     with conn.cursor() as cur:
-        # One transaction that creates its tables: COPY writes no WAL (wal_level=minimal), and
-        # nothing needs to survive a crash before COMMIT.
-        cur.execute("SET LOCAL synchronous_commit = off")
-        cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
-        cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+        begin_bulk_load(cur)
         cur.execute(schema_sql("qa", "schema.sql"))
         for table in ("question", "answer"):
             cur.execute(_RECEIVE_EPOCH_MS.format(table=table))
@@ -146,7 +125,7 @@ def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
                                     parse=parse, rejects_dir=rejects_dir, seen_ids=seen_ids))
         for table in ("question", "answer"):
             cur.execute(_KEEP_TIMESTAMPS.format(table=table))
-        cur.execute(schema_sql("qa", "indexes.sql"))
+        run_timed(cur, schema_sql("qa", "indexes.sql"), "keys and indexes")
         for table in ("question", "answer", "answer_photo"):
             # The next POST gets the id after the largest loaded one (an empty table keeps 1).
             cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")

@@ -19,12 +19,10 @@ Dirt and what becomes of it:
 Parse functions run once per record (19 million times for characteristic_reviews), so they do
 plain string checks only and hand numbers to COPY as the digit strings they are.
 """
-import sys
-import time
 from datetime import datetime, timedelta, timezone
-from importlib import resources
 
-from atelier_etl.copyload import IdSet, Reject, copy_text, load_csv, parse_id
+from atelier_common.schema import schema_sql
+from atelier_etl.copyload import IdSet, Reject, begin_bulk_load, copy_text, load_csv, parse_id, run_timed
 
 FILES = ("reviews.csv", "reviews_photos.csv", "characteristics.csv", "characteristic_reviews.csv")
 
@@ -147,20 +145,11 @@ def characteristic_review_parser(characteristics: IdSet, reviews: IdSet):
     return parse_characteristic_review
 
 
-def _sql(name: str) -> str:
-    return resources.files(__package__).joinpath("sql", name).read_text()
-
-
 def load(conn, data_dir, rejects_dir):
     reviews, characteristics = IdSet(), IdSet()
     with conn.cursor() as cur:
-        # The tables are created in this transaction, so (with wal_level=minimal) COPY writes
-        # no WAL; nothing needs to survive a crash before the commit.
-        cur.execute("SET LOCAL synchronous_commit = off")
-        cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
-        cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
-        cur.execute("SET LOCAL work_mem = '256MB'")
-        cur.execute(_sql("schema.sql"))
+        begin_bulk_load(cur)
+        cur.execute(schema_sql("reviews", "schema.sql"))
         reports = [
             load_csv(cur, data_dir / "reviews.csv", header=REVIEWS_HEADER, table="review",
                      columns=("id", "product_id", "rating", "date_ms", "summary", "body", "recommend",
@@ -179,9 +168,9 @@ def load(conn, data_dir, rejects_dir):
                      rejects_dir=rejects_dir),
         ]
         # indexes.sql statement by statement, to report progress (index builds take a while)
-        for statement in _statements(_sql("indexes.sql")):
-            _timed(cur, statement)
-        _timed(cur, "ANALYZE review, review_photo, characteristic, characteristic_review, "
+        for statement in _statements(schema_sql("reviews", "indexes.sql")):
+            run_timed(cur, statement)
+        run_timed(cur, "ANALYZE review, review_photo, characteristic, characteristic_review, "
                     "characteristic_tally, review_summary")
     return reports
 
@@ -199,10 +188,3 @@ def _statements(script: str):
             pending = []
     if "\n".join(pending).strip():
         yield "\n".join(pending)
-
-
-def _timed(cur, statement: str):
-    started = time.monotonic()
-    cur.execute(statement)
-    print(f"  {' '.join(statement.split())[:72]}: {time.monotonic() - started:.1f} s",
-          file=sys.stderr, flush=True)
