@@ -14,8 +14,10 @@ worker_class = os.environ.get("WORKER_CLASS", "gevent_pywsgi")
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 # Recycle workers now and then (a leak cannot grow forever); the jitter keeps them from all
 # restarting at once.
-max_requests = int(os.environ.get("MAX_REQUESTS", "100000"))
-max_requests_jitter = int(os.environ.get("MAX_REQUESTS_JITTER", "10000"))
+# A worker does 3-4k req/s: a million requests is a restart every few minutes under full load
+# (each restart stalls that worker's connections for the second a new one takes to boot).
+max_requests = int(os.environ.get("MAX_REQUESTS", "1000000"))
+max_requests_jitter = int(os.environ.get("MAX_REQUESTS_JITTER", "100000"))
 timeout = int(os.environ.get("WORKER_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "20"))
 keepalive = int(os.environ.get("KEEPALIVE", "75"))  # longer than the balancer's idle keepalive
