@@ -22,7 +22,8 @@ plain string checks only and hand numbers to COPY as the digit strings they are.
 from datetime import datetime, timedelta, timezone
 
 from atelier_common.schema import schema_sql
-from atelier_etl.copyload import IdSet, Reject, begin_bulk_load, copy_text, load_csv, parse_id, run_timed
+from atelier_etl.copyload import (IdSet, Reject, begin_bulk_load, copy_text, load_csv, parse_id,
+                                  parse_reference, run_timed)
 
 FILES = ("reviews.csv", "reviews_photos.csv", "characteristics.csv", "characteristic_reviews.csv")
 
@@ -91,21 +92,9 @@ def parse_review(fields, repair):
             None if response == "null" else copy_text(response), helpfulness)
 
 
-def _parent_check(parents: IdSet, column: str, parent: str):
-    """Reject unless `text` is the id of a loaded parent row."""
-    def check(text: str):
-        if not (text.isdigit() and text.isascii() and len(text) <= 10):
-            raise Reject(f"{column}_unreadable: {text!r} is not an id")
-        if int(text) not in parents:
-            raise Reject(f"orphan: {parent} {text} was not loaded")
-    return check
-
-
 def review_photo_parser(reviews: IdSet):
-    check_review = _parent_check(reviews, "review_id", "review")
-
     def parse_review_photo(fields, repair):
-        check_review(fields[1])
+        parse_reference(fields[1], "review_id", reviews, "review")
         url = fields[2]
         if not url:
             raise Reject("url_missing: no url")
@@ -122,8 +111,6 @@ def parse_characteristic(fields, repair):
 
 
 def characteristic_review_parser(characteristics: IdSet, reviews: IdSet):
-    check_characteristic = _parent_check(characteristics, "characteristic_id", "characteristic")
-    check_review = _parent_check(reviews, "review_id", "review")
     is_characteristic, is_review = characteristics.flags(), reviews.flags()
 
     def parse_characteristic_review(fields, repair):
@@ -139,8 +126,8 @@ def characteristic_review_parser(characteristics: IdSet, reviews: IdSet):
             pass
         if fields[3] not in _ONE_TO_FIVE:
             raise Reject(f"value_out_of_range: value {fields[3]!r} is not 1 to 5")
-        check_characteristic(characteristic_id)
-        check_review(review_id)
+        parse_reference(characteristic_id, "characteristic_id", characteristics, "characteristic")
+        parse_reference(review_id, "review_id", reviews, "review")
         raise AssertionError("unreachable: a check above rejects the record")
     return parse_characteristic_review
 
