@@ -19,7 +19,9 @@ from atelier_common.localpg import DATA, ROOT, SERVICES, LocalPostgres, database
 
 RUN = DATA / "run"
 LOGS = DATA / "logs"
-PORTS = {"products": 3001, "qa": 3002, "reviews": 3003}
+# Public ports: 3001-3003 by default; ATELIER_PORT_BASE moves all three (to run two stacks side by side).
+PORT_BASE = int(os.environ.get("ATELIER_PORT_BASE", "3001"))
+PORTS = {service: PORT_BASE + i for i, service in enumerate(SERVICES)}
 SAMPLE = DATA / "csv" / "sample"
 VENV_BIN = Path(sys.executable).parent
 
