@@ -21,15 +21,11 @@ PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)(?P<text>.*?)\{\{(?P<name>[^{}]+)\
 
 # How long each service's GET answers are kept. The catalogue changes only with `make load`
 # (which flushes it), so it is kept long; the others change with every write and are kept
-# under a key that also changes every second (lua/atelier_cache.lua).
-CACHE_POLICY = {
-    "products": {"cache_valid": "200 404 60m", "cache_inactive": "60m", "keys_zone": "64m",
-                 "cache_max_size": "2g"},
-    "qa": {"cache_valid": "200 1s", "cache_inactive": "10s", "keys_zone": "16m",
-           "cache_max_size": "256m"},
-    "reviews": {"cache_valid": "200 1s", "cache_inactive": "10s", "keys_zone": "16m",
-                "cache_max_size": "256m"},
-}
+# under a key that also changes every --stale-bound seconds (lua/atelier_cache.lua).
+CATALOGUE = {"cache_valid": "200 404 60m", "cache_inactive": "60m", "keys_zone": "64m", "cache_max_size": "2g"}
+MUTABLE = {"cache_valid": "200 {{stale_bound}}s", "cache_inactive": "10s", "keys_zone": "16m",
+           "cache_max_size": "256m"}
+CACHE_POLICY = {"products": CATALOGUE, "qa": MUTABLE, "reviews": MUTABLE}
 
 
 def render_text(text: str, values: dict) -> str:
@@ -74,6 +70,8 @@ def values_for(args) -> dict:
         "lua_dir": str(HERE / "lua"),
         "workers": args.workers,
         "max_body": args.max_body,
+        "upstream_timeout": args.upstream_timeout,
+        "stale_bound": args.stale_bound,
         "cors_origin": args.cors_origin,
         "write_rate": args.write_rate_limit,
         "write_burst": 2 * args.write_rate_limit,
@@ -108,6 +106,10 @@ def parse_args(argv=None):
     parser.add_argument("--access-log", help="access log file, or `off` (default PREFIX/access.log)")
     parser.add_argument("--workers", default="auto", help="nginx worker processes")
     parser.add_argument("--max-body", default="64k", help="largest request body (413 above)")
+    parser.add_argument("--stale-bound", type=int, default=1,
+                        help="seconds within which a write made through ANOTHER balancer shows here")
+    parser.add_argument("--upstream-timeout", default="10s",
+                        help="how long an instance may take to answer (then 504, or the next one for a GET)")
     parser.add_argument("--cors-origin", default="*", help="Access-Control-Allow-Origin of nginx's errors")
     parser.add_argument("--real-ip-from", action="append", default=[],
                         help="CIDR of a proxy in front (AWS load balancer) whose X-Forwarded-For is trusted")

@@ -7,10 +7,11 @@
 -- uses a new key and reaches an instance. Versions live in a lua_shared_dict (shared by the
 -- workers, kept across reloads).
 --
--- Mutable views also carry the current second in their key: another balancer, which never saw
--- the write, stops serving an entry at the end of the second in which it was requested, so its
--- readers see any write within 1 s. A catalogue view (products) carries the catalogue
--- generation instead, bumped by `make load` through the control socket.
+-- Mutable views also carry the current time slot (of `stale_bound` seconds, 1 by default) in
+-- their key: another balancer, which never saw the write, stops serving an entry at the end of
+-- the slot in which it was requested, so its readers see any write within `stale_bound`.
+-- A catalogue view (products) carries the catalogue generation instead, bumped by `make load`
+-- through the control socket.
 local M = {}
 
 local versions = ngx.shared.atelier_versions
@@ -44,7 +45,7 @@ end
 
 -- The part of the cache key that makes an entry unreachable once its data changed, or nil for
 -- a request that is not cached (then the balancer passes it through).
-function M.key_version()
+function M.key_version(stale_bound)
     local path = ngx.var.uri
     local epoch = string.format("%d", version(EPOCH))
     if path:match("^/products") then
@@ -64,7 +65,8 @@ function M.key_version()
     if not subject then
         return nil
     end
-    return epoch .. ":" .. subject .. "=" .. version(subject) .. "@" .. ngx.time()
+    local slot = math.floor(ngx.now() / stale_bound)
+    return epoch .. ":" .. subject .. "=" .. version(subject) .. "@" .. slot
 end
 
 -- header_filter of a write: bump what a successful write says it changed, then drop the
