@@ -85,8 +85,10 @@ def start_instance(service: str, port: int, database_url: str, pidfile: Path, lo
 def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile: Path,
                     cache: int = 1, write_rate_limit: int = 10, extra=()):
     """Write the balancer's nginx.conf under prefix (created): (its path, whether it changed)."""
-    prefix = Path(prefix)
+    prefix = Path(prefix).resolve()
     prefix.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        _reachable_by_workers(prefix)
     args = [sys.executable, str(RENDER), "--service", service, "--listen", listen,
             "--cache", str(cache), "--write-rate-limit", str(write_rate_limit),
             "--prefix", str(prefix), "--pid", str(pidfile),
@@ -99,6 +101,16 @@ def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile:
     if changed:
         path.write_text(config)
     return path, changed
+
+
+def _reachable_by_workers(prefix: Path):
+    """Started as root, nginx runs its workers as `nobody`, and they write the cache and temp
+    files under the prefix: every folder above it must let others through (as localpg does for
+    the PostgreSQL server's user)."""
+    for folder in reversed(prefix.parents):
+        mode = folder.stat().st_mode
+        if mode & 0o001 != 0o001:
+            folder.chmod(mode | 0o001)
 
 
 def nginx_check(binary: str, conf: Path):
