@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from .localpg import ROOT, wait_for
@@ -60,6 +61,15 @@ def pid_alive(pidfile: Path):
         return pid
     except (FileNotFoundError, ValueError, ProcessLookupError):
         return None
+
+
+def ready(url: str) -> bool:
+    """True when url answers 200 (within 2 s)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def free_port() -> int:

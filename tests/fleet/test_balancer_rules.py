@@ -46,12 +46,12 @@ def raw_request(port: int, data: bytes) -> bytes:
 
 
 def test_body_too_large_is_413_json_and_writes_nothing(qa):
-    before = qa.db.value("SELECT count(*) FROM question")
+    before = qa.value("SELECT count(*) FROM question")
     response = qa.unlimited.post("/qa/questions", data=b"{" + b" " * 100_000 + b"}",
                                 headers={"Content-Type": "application/json"})
     assert_contract_error(response, 413)
     assert list(response.json()["errors"]) == ["request"]
-    assert qa.db.value("SELECT count(*) FROM question") == before
+    assert qa.value("SELECT count(*) FROM question") == before
 
 
 def test_write_rate_limit_is_429_json_with_retry_after_and_reads_are_not_limited(qa):

@@ -121,7 +121,7 @@ def reviews_views(product):
 
 
 def seed_reviews(fleet, product):
-    fit = fleet.db.value("INSERT INTO characteristic (product_id, name) VALUES (%s, 'Fit') RETURNING id",
+    fit = fleet.value("INSERT INTO characteristic (product_id, name) VALUES (%s, 'Fit') RETURNING id",
                          (product,))
 
     def post(rating):
@@ -174,14 +174,14 @@ def test_another_balancer_shows_a_write_within_its_stale_bound(qa):
 def test_catalogue_is_cached_until_a_load_flushes_it(start_fleet):
     products = start_fleet("products", instances=1)
     balancer = products.add_balancer()
-    products.db.execute("""INSERT INTO product (id, name, slogan, description, category, default_price)
+    products.sql("""INSERT INTO product (id, name, slogan, description, category, default_price)
                            VALUES (1, 'Camo Onesie', 's', 'd', 'Jackets', 140), (2, 'Shades', 's', 'd', 'Glasses', 69)""")
     assert [p["name"] for p in balancer.get("/products").json()] == ["Camo Onesie", "Shades"]
     response = balancer.get("/products")
     assert response.headers["X-Cache-Status"] == "HIT"
     # A load replaces the data behind the cache's back: the catalogue stays cached (read-only
     # through the API) ...
-    products.db.execute("UPDATE product SET name = 'Bright Onesie' WHERE id = 1")
+    products.sql("UPDATE product SET name = 'Bright Onesie' WHERE id = 1")
     assert balancer.get("/products").json()[0]["name"] == "Camo Onesie"
     # ... until the load's flush (`make load` runs `stack.py flush`).
     assert balancer.flush()
