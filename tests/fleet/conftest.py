@@ -55,7 +55,7 @@ class Balancer:
 
     def upstreams_in_log(self, path_start: str) -> dict:
         """{instance address: requests for paths starting with path_start}, from the access log
-        (buffered: flushed every second)."""
+        (buffered: flushed every second); "-" counts the requests the cache answered alone."""
         time.sleep(1.2)
         counts = {}
         for line in self.access_log.read_text().splitlines():

@@ -4,9 +4,12 @@ Each test warms every cached view of a product (the second read must be a cache 
 through the same balancer, and reads every view again at once: each must equal what an instance
 answers straight from the database. The balancer under test keeps mutable views for 60 s
 (--stale-bound 60), so only the version scheme, not the passing of time, can refresh them."""
+import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
 QUESTION = {"body": "Does it run small?", "name": "shopper", "email": "shopper@example.com"}
 ANSWER = {"body": "It runs true to size.", "name": "owner", "email": "owner@example.com"}
@@ -188,3 +191,24 @@ def test_catalogue_is_cached_until_a_load_flushes_it(start_fleet):
     response = balancer.get("/products")
     assert response.headers["X-Cache-Status"] == "MISS"
     assert response.json()[0]["name"] == "Bright Onesie"
+
+
+def test_concurrent_misses_on_one_key_reach_an_instance_once(start_own_fleet):
+    """20 readers miss on one key while the instance is frozen (SIGSTOP), so that all of them
+    are waiting at once; when it resumes, it has received one request, not 20."""
+    fleet = start_own_fleet("qa", instances=1)
+    balancer = fleet.add_balancer(stale_bound=60)
+    product = 9400
+    seed_qa(balancer, product)
+    view = f"/qa/questions?product_id={product}&count=7"
+    fleet.signal_instance(0, signal.SIGSTOP)
+    with ThreadPoolExecutor(20) as pool:
+        pending = [pool.submit(requests.get, balancer.base + view, timeout=15) for _ in range(20)]
+        time.sleep(1.0)
+        fleet.signal_instance(0, signal.SIGCONT)
+        answers = [future.result() for future in pending]
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({answer.text for answer in answers}) == 1
+    served = balancer.upstreams_in_log(view)
+    assert sum(served.values()) == 20
+    assert sum(count for address, count in served.items() if address != "-") == 1, served
