@@ -125,3 +125,13 @@ def test_render_variants_are_valid_nginx(tmp_path, service, cache, rate):
     path = tmp_path / "nginx.conf"
     path.write_text(config)
     fleet_tools.nginx_check(fleet_tools.nginx_binary(), path)
+
+
+def test_every_answer_has_its_own_request_id_even_from_the_cache(qa):
+    first = qa.unlimited.get("/qa/questions?product_id=424242")
+    second = qa.unlimited.get("/qa/questions?product_id=424242")
+    assert second.headers["X-Cache-Status"] == "HIT"
+    write = qa.unlimited.put("/qa/questions/424242/helpful")
+    ids = [answer.headers["X-Request-Id"] for answer in (first, second, write)]
+    assert all(len(request_id) == 32 and "," not in request_id for request_id in ids)
+    assert len(set(ids)) == 3
