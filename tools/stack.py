@@ -160,7 +160,10 @@ def up(args):
     if any(u.endswith(f":{pg.port}/{s}") for s, u in urls.items()):
         print(f"{'postgres':<10} 127.0.0.1:{pg.port:<14} {'':<36} {str(pg.pgdata.relative_to(ROOT)):<32} "
               f"{pg.logfile.relative_to(ROOT)}")
-    print("\n`make down` stops all of it.")
+    print(f"\nbalancers: cache {'on' if args.cache else 'off'}, write rate limit "
+          f"{f'{args.write_rate_limit}/s per client (burst {2 * args.write_rate_limit})' if args.write_rate_limit else 'off'}"
+          f"; {args.instances} instance(s) per service")
+    print("`make down` stops all of it.")
 
 
 def down(args):
