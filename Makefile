@@ -18,14 +18,16 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "[atelier] $(PYTHON) cannot create a venv: install its venv module (Debian: apt-get install python3-venv), or set PYTHON=..." >&2; exit 1; }
+	@echo "[atelier] installing the pinned Python packages into $(VENV) (first run: about a minute)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -r requirements.txt
+	@$(PY) -m pip install --quiet --no-build-isolation --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
 	@touch $(STAMP)
 
 up: $(STAMP) ## start PostgreSQL, load sample data, start the three services (idempotent)
-	$(PY) tools/stack.py up --scale $(SCALE)
+	@$(PY) tools/stack.py up --scale $(SCALE)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
@@ -43,5 +45,6 @@ bench: $(STAMP) ## benchmark one service on the loaded data (pgbench + wrk): SER
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tools/bench.py $(SERVICE)
 
-clean: down ## stop everything and delete .data/ (databases, generated data, logs)
+clean: ## stop everything and delete .data/ (databases, generated data, logs) and, as root, the server's folder
+	@if [ -x $(PY) ]; then $(PY) tools/stack.py clean; fi
 	rm -rf .data

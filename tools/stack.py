@@ -9,13 +9,15 @@ Running it twice starts nothing twice. down: stop everything `up` started.
 import argparse
 import importlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
-from atelier_common.localpg import DATA, ROOT, SERVICES, LocalPostgres, database_url, wait_for
+from atelier_common.localpg import (DATA, ROOT, SERVICES, LocalPostgres, LocalPostgresError, database_url,
+                                    server_home, wait_for)
 
 RUN = DATA / "run"
 LOGS = DATA / "logs"
@@ -34,8 +36,11 @@ def database_urls(pg: LocalPostgres) -> dict:
     """Each service's URL: the configured one, or its database on the local server."""
     if any(not os.environ.get(f"{s.upper()}_DATABASE_URL") for s in SERVICES):
         started = pg.start()
+        where = pg.pgdata.relative_to(ROOT)
+        if pg.server_pgdata != pg.pgdata:
+            where = f"{where} -> {pg.server_pgdata}"
         say(f"PostgreSQL {'started' if started else 'already running'} on 127.0.0.1:{pg.port} "
-            f"(data in {pg.pgdata.relative_to(ROOT)})")
+            f"(data in {where})")
     return {service: database_url(service, pg) for service in SERVICES}
 
 
@@ -43,8 +48,8 @@ def ensure_sample_data(scale: str):
     if (SAMPLE / "manifest.csv").exists() or (SAMPLE / "product.csv").exists():
         return
     say(f"generating sample data (scale {scale}) in {SAMPLE.relative_to(ROOT)}")
-    subprocess.run([str(VENV_BIN / "python"), "-m", "atelier_etl.generate", "--scale", scale,
-                    "--out", str(SAMPLE)], check=True)
+    run_logged([str(VENV_BIN / "python"), "-m", "atelier_etl.generate", "--scale", scale,
+                "--out", str(SAMPLE)], LOGS / "generate.log")
 
 
 def prepare_database(service: str, url: str):
@@ -60,10 +65,24 @@ def prepare_database(service: str, url: str):
         apply_schema(url, service)
         say(f"{service}: empty schema created (no loader for this service yet)")
         return
-    say(f"{service}: loading sample data")
+    say(f"{service}: loading sample data (report in {(LOGS / f'load-{service}.log').relative_to(ROOT)})")
     env = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": url})
-    subprocess.run([str(VENV_BIN / "python"), "-m", "atelier_etl.load", "--service", service,
-                    "--data", str(SAMPLE)], check=True, env=env)
+    run_logged([str(VENV_BIN / "python"), "-m", "atelier_etl.load", "--service", service,
+                "--data", str(SAMPLE)], LOGS / f"load-{service}.log", env=env)
+
+
+class StackError(Exception):
+    """A step failed; the message says which and where its log is."""
+
+
+def run_logged(command, log: Path, **kwargs):
+    """Run a step with its output in `log` (a person needs the outcome, not every line)."""
+    with open(log, "w") as output:
+        result = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, **kwargs)
+    if result.returncode != 0:
+        last = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise StackError(f"{Path(command[0]).name} {' '.join(command[1:3])} failed: {last[0]} "
+                         f"(whole output in {log.relative_to(ROOT)})")
 
 
 def pid_alive(pidfile: Path):
@@ -108,7 +127,8 @@ def up(args):
     for service in SERVICES:
         start_service(service, urls[service])
     for service in SERVICES:
-        wait_for(lambda: ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30, f"{service} /readyz")
+        wait_for(lambda: ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30,
+                 f"{service} (port {PORTS[service]}, log {(LOGS / f'{service}.log').relative_to(ROOT)})")
     print()
     print(f"{'service':<10} {'base URL':<24} {'database':<40} log")
     for service in SERVICES:
@@ -144,14 +164,31 @@ def down(args):
         say("PostgreSQL: stopped")
 
 
+def clean(args):
+    """down, the test server too, and (as root) the server's folder outside the clone."""
+    down(args)
+    test_pg = LocalPostgres(DATA / "pg-test", port=int(os.environ.get("ATELIER_TEST_PG_PORT", "54329")))
+    if test_pg.is_running():
+        test_pg.stop()
+    if test_pg.run_as and server_home().exists():
+        shutil.rmtree(server_home())
+        say(f"deleted {server_home()}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up_parser = sub.add_parser("up")
     up_parser.add_argument("--scale", default="0.01", help="sample data scale when none exists")
     sub.add_parser("down")
+    sub.add_parser("clean")
     args = parser.parse_args()
-    {"up": up, "down": down}[args.command](args)
+    try:
+        {"up": up, "down": down, "clean": clean}[args.command](args)
+    except (LocalPostgresError, StackError, TimeoutError, subprocess.CalledProcessError, OSError) as error:
+        # One line that says what failed and what to do; the details are in the logs it names.
+        say(f"error: {error}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
