@@ -74,6 +74,8 @@ class LocalPostgres:
 
     # -- process --------------------------------------------------------------------------
     def _bin(self, name: str) -> str:
+        if self.run_as and not self.bin_dir.exists():
+            self._install_binaries()
         return str(self.bin_dir / name)
 
     def _run(self, *args, check=True):
