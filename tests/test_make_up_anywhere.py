@@ -101,7 +101,8 @@ def _make_up_and_down(user: str, wheelhouse: Path):
     clone = private / "atelier"
     base = _free_port_base(5)
     env = {key: value for key, value in os.environ.items()
-           if not key.endswith("_DATABASE_URL") and key not in ("ATELIER_ROOT", "VIRTUAL_ENV", "PYTHONPATH")}
+           if not key.endswith("_DATABASE_URL") and key not in (
+               "ATELIER_ROOT", "VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
     env.update(HOME=str(private), USER=user, LOGNAME=user, PATH="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
                ATELIER_PORT_BASE=str(base), ATELIER_PG_PORT=str(base + 3), ATELIER_TEST_PG_PORT=str(base + 4),
                PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheelhouse), PIP_NO_COMPILE="1")

@@ -53,6 +53,15 @@ def test_each_document_is_valid_openapi_3_1(document):
     validate_openapi(document)
 
 
+def test_text_shapes_are_the_servers_own(document):
+    """The e-mail and URL patterns are the ones the server validates with (atelier_common)."""
+    from atelier_common.validation import _BLANK, Email
+
+    schemas = document["components"]["schemas"]
+    assert schemas["Email"]["pattern"] == f"^{Email.SHAPE.pattern}$"
+    assert schemas["PhotoUrls"]["items"]["pattern"] == f"^[hH][tT][tT][pP][sS]?://[^{_BLANK}]+$"
+
+
 def test_shared_parts_are_the_same_in_every_document():
     documents = {service: load_document(service) for service in SERVICES}
     first, *others = SERVICES

@@ -76,9 +76,15 @@ class Text(fields.Field):
         return value
 
 
+# Characters that never belong in an e-mail address or a URL: controls, spaces (Unicode ones
+# included) and NUL. Spelled out rather than `\s`, whose meaning differs between regex engines:
+# the OpenAPI descriptions repeat this class, and API fuzzers generate from it.
+_BLANK = "\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
 class Email(Text):
     """1–60 characters shaped like local@domain.tld (the front-end's own rule)."""
-    SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+    SHAPE = re.compile(f"[^@{_BLANK}]+@[^@{_BLANK}]+\\.[^@{_BLANK}]+")
 
     def __init__(self, **kwargs):
         super().__init__(1, 60, **kwargs)
@@ -92,7 +98,7 @@ class Email(Text):
 
 class PhotoUrls(fields.Field):
     """At most `maximum` http(s) URLs; absent means none."""
-    SHAPE = re.compile(r"https?://[^\s]+", re.IGNORECASE)
+    SHAPE = re.compile(f"https?://[^{_BLANK}]+", re.IGNORECASE)
 
     def __init__(self, maximum=5, **kwargs):
         kwargs.setdefault("load_default", list)
