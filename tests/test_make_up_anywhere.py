@@ -142,7 +142,8 @@ def _make_up_and_down(user: str, wheelhouse: Path):
         assert clean.returncode == 0, clean.stdout + clean.stderr
         assert not server_data.exists()
     finally:
-        subprocess.run(["make", "down"], cwd=clone, env=env, user=run_as, capture_output=True, timeout=60)
+        # Whatever failed: nothing left running, no server folder left in /var/lib/atelier.
+        subprocess.run(["make", "clean"], cwd=clone, env=env, user=run_as, capture_output=True, timeout=60)
         shutil.rmtree(private, ignore_errors=True)
 
 
@@ -157,3 +158,23 @@ def test_make_up_as_a_normal_user_in_a_private_folder(wheelhouse):
         return
     with _throwaway_user() as user:
         _make_up_and_down(user, wheelhouse)
+
+
+def test_a_taken_postgres_port_stops_make_up_with_one_clear_line(tmp_path):
+    """What cannot work says so in one line naming the fix, never with a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {key: value for key, value in os.environ.items() if not key.endswith("_DATABASE_URL")}
+        env.update(ATELIER_ROOT=str(tmp_path), ATELIER_PG_PORT=str(port))
+        stack = [sys.executable, str(ROOT / "tools" / "stack.py")]
+        try:
+            up = subprocess.run([*stack, "up"], env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            subprocess.run([*stack, "clean"], env=env, capture_output=True, timeout=60)
+    output = (up.stdout + up.stderr).strip().splitlines()
+    assert up.returncode == 1
+    assert "Traceback" not in up.stdout + up.stderr
+    assert output[-1].startswith(f"[atelier] error: PostgreSQL did not start on port {port} "
+                                 "(ATELIER_PG_PORT moves it)"), output[-1]

@@ -208,7 +208,7 @@ class LocalPostgres:
                            "-w", "-t", "60", "start", check=False)
         if result.returncode != 0:
             log = self.server_logfile.read_text().splitlines()[-10:] if self.server_logfile.exists() else []
-            why = [line.split(":  ", 1)[-1] for line in log if any(k in line for k in ("FATAL", "HINT"))]
+            why = [line.split(":  ", 1)[-1] for kind in ("FATAL", "HINT") for line in log if kind in line]
             raise LocalPostgresError(f"PostgreSQL did not start on port {self.port} "
                                      f"(ATELIER_PG_PORT moves it): {' '.join(why) or result.stderr.strip()} "
                                      f"(log: {self.logfile})")
