@@ -10,6 +10,7 @@ SEED ?= 1
 DATA ?= .data/csv/sample
 DIRTY ?=
 SERVICE ?=
+TESTS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help up down test data load bench clean
@@ -32,8 +33,8 @@ up: $(STAMP) ## start PostgreSQL, load sample data, start the three services (id
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
 
-test: $(STAMP) ## run the whole test suite against a real PostgreSQL
-	$(PY) -m pytest
+test: $(STAMP) ## run the whole test suite against a real PostgreSQL [TESTS="path -k name"]
+	$(PY) -m pytest $(TESTS)
 
 data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 	$(PY) -m atelier_etl.generate --scale $(SCALE) --seed $(SEED) --out $(DATA) $(if $(DIRTY),--dirty)

@@ -4,6 +4,7 @@ A fresh clone of this repository's HEAD goes into a private (0700) folder, as ro
 user; `make up` must start the stack (each service's /readyz answers), print a short report (no
 traceback, no packaging warnings) and leave the user's folder as private as it was; `make down`
 must stop it all, and (as root) `make clean` must remove the server's folder outside the clone.
+`make test` runs one test needing its own PostgreSQL server there too.
 As root the normal user is a throw-away system user created for the test.
 
 Slow by nature (a venv per clone): pip installs from a wheelhouse of the pinned requirements
@@ -131,6 +132,11 @@ def _make_up_and_down(user: str, wheelhouse: Path):
         else:
             assert server_data.is_relative_to(clone)
             assert server_data.stat().st_uid == account.pw_uid  # the server runs as that user
+
+        # `make test` too: its PostgreSQL server (.data/pg-test) goes where make up's went.
+        tested = make("test", "TESTS=common/tests/test_plumbing.py -k health_and_readiness", timeout=120)
+        assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
+        assert (server_data.parent / "pg-test" / "PG_VERSION").exists()
 
         down = make("down", timeout=60)
         assert down.returncode == 0, down.stdout + down.stderr
