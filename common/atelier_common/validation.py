@@ -1,7 +1,7 @@
 """marshmallow fields with the contract's typing rules, and the shared query/path helpers.
 
-- integers: a JSON integer or a string of decimal digits ("5" is 5); 1.5, "1.5", "abc", true
-  are rejected; ids, page and count range from 1 to 2147483647.
+- integers: a JSON integer (5.0 included) or a string of decimal digits ("5" is 5); 1.5, "1.5",
+  "abc", true are rejected; ids, page and count range from 1 to 2147483647.
 - booleans: true/false or "true"/"false" only.
 - text: a JSON string only; lengths count code points. PostgreSQL cannot store a NUL character
   or a lone surrogate, so text holding one is bad input (422), not a server error.
@@ -29,6 +29,8 @@ class WholeNumber(fields.Field):
             value = None
         elif isinstance(value, str) and _DIGITS.fullmatch(value) and len(value) <= 12:
             value = int(value)
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 5.0 is the integer 5 (as in JSON Schema)
         if isinstance(value, int) and self.minimum <= value <= self.maximum:
             return value
         raise ValidationError(_RANGE_MESSAGE.format(min=self.minimum, max=self.maximum))

@@ -4,13 +4,13 @@ from marshmallow import ValidationError
 from atelier_common.validation import Email, PhotoUrls, StrictBoolean, Text, WholeNumber, path_id
 
 
-@pytest.mark.parametrize("value, expected", [(5, 5), ("5", 5), ("2147483647", 2147483647), (1, 1)])
+@pytest.mark.parametrize("value, expected", [(5, 5), ("5", 5), ("2147483647", 2147483647), (1, 1), (5.0, 5)])
 def test_whole_numbers_take_integers_and_digit_strings(value, expected):
     assert WholeNumber().deserialize(value) == expected
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, "1.5", "abc", True, False, "", " 5", "2147483648",
-                                   2147483648, None, [], "٣"])
+                                   2147483648, None, [], "٣", 2147483648.0, float("nan"), float("inf")])
 def test_whole_numbers_reject_everything_else(value):
     with pytest.raises(ValidationError):
         WholeNumber().deserialize(value)
