@@ -31,7 +31,7 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}  # answered for every path by Flask / the 
 # The parts every service shares: one copy per document (a document must stand alone), kept equal.
 SHARED_COMPONENTS = {
     "schemas": ["Message", "InvalidInput", "UnreadableBody", "Health", "Ready", "OpenAPIDocument", "Id",
-                "IdInput", "Email", "PhotoUrls", "Date", "Count", "Photo"],
+                "IdInput", "IdText", "Email", "PhotoUrls", "Date", "Count", "Photo"],
     "parameters": ["page", "count"],
     "headers": ["AccessControlAllowOrigin", "RetryAfter"],
 }
@@ -224,7 +224,7 @@ def test_defaults_and_enums_answer_as_documented(document, live):
                 _check_answer(document, request, answer, 200)
                 body = answer.json()
                 if isinstance(body, dict) and name in body:
-                    assert body[name] == schema["default"], f"{url}: {name} is not its default"
+                    assert str(body[name]) == schema["default"], f"{url}: {name} is not its default"
             for value in schema.get("enum", []):
                 url = path + "?" + urlencode({**sent, name: value})
                 _check_answer(document, request, _send(live, request, url), 200)

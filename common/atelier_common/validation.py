@@ -138,13 +138,16 @@ class PageSchema(ContractSchema):
         return data
 
 
+_PATH_ID = Id()
+
+
 def path_id(name: str, raw: str) -> int:
-    """A path segment that must be an id; anything else is the contract's 422 naming the field."""
-    if _DIGITS.fullmatch(raw) and len(raw) <= 10:
-        value = int(raw)
-        if 1 <= value <= MAX_INT:
-            return value
-    raise ValidationError({name: [_RANGE_MESSAGE.format(min=1, max=MAX_INT)]})
+    """A path segment that must be an id (the same rule as an id in the query string); anything
+    else is the contract's 422 naming the field."""
+    try:
+        return _PATH_ID.deserialize(raw)
+    except ValidationError as error:
+        raise ValidationError({name: error.messages}) from None
 
 
 def load_query(schema: Schema, args) -> dict:

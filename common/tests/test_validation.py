@@ -62,7 +62,8 @@ def test_photo_urls():
 
 def test_path_ids_name_the_field():
     assert path_id("product_id", "42") == 42
-    for bad in ("abc", "0", "-1", "1.5", "2147483648", "99999999999999999999"):
+    assert path_id("product_id", "000000000042") == 42  # as in a query string: up to 12 digits
+    for bad in ("abc", "0", "-1", "1.5", "2147483648", "99999999999999999999", "0000000000042"):
         with pytest.raises(ValidationError) as caught:
             path_id("product_id", bad)
         assert list(caught.value.messages) == ["product_id"]
