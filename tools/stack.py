@@ -128,7 +128,8 @@ def up(args):
         start_service(service, urls[service])
     for service in SERVICES:
         wait_for(lambda: ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30,
-                 f"{service} (port {PORTS[service]}, log {(LOGS / f'{service}.log').relative_to(ROOT)})")
+                 f"{service} (port {PORTS[service]}, which ATELIER_PORT_BASE moves; log "
+                 f"{(LOGS / f'{service}.log').relative_to(ROOT)})")
     print()
     print(f"{'service':<10} {'base URL':<24} {'database':<40} log")
     for service in SERVICES:
