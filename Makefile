@@ -13,6 +13,7 @@ SERVICE ?=
 INSTANCES ?= 2
 CACHE ?= 1
 WRITE_RATE_LIMIT ?= 10
+TESTS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help up down test data load bench clean
@@ -21,20 +22,22 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "[atelier] $(PYTHON) cannot create a venv: install its venv module (Debian: apt-get install python3-venv), or set PYTHON=..." >&2; exit 1; }
+	@echo "[atelier] installing the pinned Python packages into $(VENV) (first run: about a minute)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -r requirements.txt
+	@$(PY) -m pip install --quiet --no-build-isolation --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
 	@touch $(STAMP)
 
 up: $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
-	$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
+	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
 
-test: $(STAMP) ## run the whole test suite against a real PostgreSQL
-	$(PY) -m pytest
+test: $(STAMP) ## run the whole test suite against a real PostgreSQL [TESTS="path -k name"]
+	$(PY) -m pytest $(TESTS)
 
 data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 	$(PY) -m atelier_etl.generate --scale $(SCALE) --seed $(SEED) --out $(DATA) $(if $(DIRTY),--dirty)
@@ -47,5 +50,6 @@ bench: $(STAMP) ## benchmark one service on the loaded data (pgbench + wrk): SER
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tools/bench.py $(SERVICE)
 
-clean: down ## stop everything and delete .data/ (databases, generated data, logs)
+clean: ## stop everything and delete .data/ (databases, generated data, logs) and, as root, the server's folder
+	@if [ -x $(PY) ]; then $(PY) tools/stack.py clean; fi
 	rm -rf .data
