@@ -103,7 +103,26 @@ def balancer_pidfile(service: str) -> Path:
 
 
 def balancer_prefix(service: str) -> Path:
+    """Where a balancer keeps its configuration, cache and logs. Started as root, nginx runs its
+    workers as `nobody`, who cannot enter a private clone (root's home, say): then, as for
+    PostgreSQL, the prefix lives in the server's folder outside the clone, and .data/run/nginx
+    links to it (see ensure_balancer_home)."""
+    if os.geteuid() == 0:
+        return server_home() / "nginx" / service
     return RUN / "nginx" / service
+
+
+def ensure_balancer_home():
+    """As root: .data/run/nginx is a link to the balancers' folder outside the clone."""
+    link = RUN / "nginx"
+    if os.geteuid() != 0 or link.is_symlink():
+        return
+    target = server_home() / "nginx"
+    target.mkdir(parents=True, exist_ok=True)
+    if link.is_dir():  # an earlier layout's prefixes inside the clone: move to the new one
+        fleet.stop_pids([balancer_pidfile(s) for s in SERVICES])
+        shutil.rmtree(link)
+    link.symlink_to(target)
 
 
 def running_instances(service: str) -> dict:
@@ -154,6 +173,7 @@ def up(args):
     RUN.mkdir(parents=True, exist_ok=True)
     LOGS.mkdir(parents=True, exist_ok=True)
     binary = fleet.ensure_nginx(say)
+    ensure_balancer_home()
     pg = LocalPostgres()
     urls = database_urls(pg)
     ensure_sample_data(args.scale)
