@@ -196,7 +196,7 @@ def up(args):
         where = urls[service].rsplit("@", 1)[-1]
         ports = ",".join(str(instance_port(service, i)) for i in range(args.instances))
         print(f"{service:<10} http://127.0.0.1:{PORTS[service]:<8} {'127.0.0.1:' + ports:<36} {where:<32} "
-              f"{LOGS.relative_to(ROOT)}/{service}-*.log, {(RUN / "nginx" / service).relative_to(ROOT)}/")
+              f"{LOGS.relative_to(ROOT)}/{service}-*.log, {(RUN / 'nginx' / service).relative_to(ROOT)}/")
     if any(u.endswith(f":{pg.port}/{s}") for s, u in urls.items()):
         print(f"{'postgres':<10} 127.0.0.1:{pg.port:<14} {'':<36} {str(pg.pgdata.relative_to(ROOT)):<32} "
               f"{pg.logfile.relative_to(ROOT)}")
