@@ -105,9 +105,10 @@ def summarise(folder: Path) -> dict:
             "p99": round(percentile(every, 99), 2), "max": round(every[-1], 2),
             "errors": errors, "error_rate": round(errors / len(every), 5)})
     thresholds = []
-    for metric, values in sorted(summary["metrics"].items()):
+    for metric, values in sorted(summary["metrics"].items(), key=lambda item: scope(item[0])):
         for expression, failed in sorted(values.get("thresholds", {}).items()):
-            thresholds.append({"metric": metric, "threshold": expression, "passed": not failed,
+            thresholds.append({"scope": scope(metric), "metric": metric.split("{")[0],
+                               "threshold": expression, "passed": not failed,
                                "observed": observed(values, expression)})
     return {"run": run, "start": start, "span_s": span, "bucket_s": bucket, "times": times,
             "plots": plots, "endpoints": endpoints, "thresholds": thresholds,
@@ -115,8 +116,15 @@ def summarise(folder: Path) -> dict:
             "dropped_iterations": summary["metrics"].get("dropped_iterations", {}).get("count", 0)}
 
 
+def scope(metric: str) -> str:
+    """`http_req_duration{name:product}` -> `product`; an untagged metric is `all`."""
+    return metric.split("{name:")[1].rstrip("}") if "{name:" in metric else "all"
+
+
 def observed(values: dict, expression: str):
-    """The figure a threshold expression tested, e.g. p(95) or rate."""
+    """The figure a threshold expression tested (p(95), rate, ...); None without samples."""
+    if values.get("count") == 0 or values.get("passes", 1) + values.get("fails", 0) == 0:
+        return None
     statistic = expression.split("<")[0].split(">")[0].split("=")[0].strip()
     if statistic == "rate":
         return values.get("value")

@@ -48,7 +48,8 @@ def sample(cursor, sql: str, threshold: int) -> tuple:
     """(read pool, report pool): disjoint random samples of the ids `sql` selects."""
     cursor.execute(sql, {"threshold": threshold, "limit": POOL + REPORTABLE_POOL})
     ids = [row[0] for row in cursor.fetchall()]
-    return ids[:POOL], ids[POOL:]
+    cut = min(POOL, len(ids) * 5 // 6)  # a small database still gets both pools
+    return ids[:cut], ids[cut:]
 
 
 def write_ids(path: Path, urls: dict) -> dict:
@@ -143,6 +144,7 @@ def main():
                             help=f"one of {', '.join(SCRIPTS)}, or all")
     run_parser.add_argument("--profile", default="smoke", choices=PROFILES)
     run_parser.add_argument("--influx", default="", help="1 (the local `make influx`) or a URL")
+    run_parser.add_argument("--out", type=Path, help="results folder (default: a new one per run)")
     ids_parser = sub.add_parser("ids")
     ids_parser.add_argument("--out", type=Path, default=RESULTS / "ids.json")
     report_parser = sub.add_parser("report")
@@ -158,7 +160,9 @@ def main():
         unknown = set(scripts) - set(SCRIPTS)
         if unknown:
             sys.exit(f"SCRIPT must be one of {', '.join(SCRIPTS)} or all, not {', '.join(unknown)}")
-        statuses = [run(script, args.profile, args.influx or None) for script in scripts]
+        if args.out and len(scripts) > 1:
+            sys.exit("--out takes one script")
+        statuses = [run(script, args.profile, args.influx or None, args.out) for script in scripts]
         sys.exit(max(statuses))
 
 
