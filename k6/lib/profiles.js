@@ -62,10 +62,18 @@ export function scenario(goal, iterationSeconds = 0.5) {
 }
 
 // Service-level objectives, per route name: reads are what a page waits for; writes take a
-// transaction and may rebuild a product's aggregates, so they get more room.
+// transaction and may rebuild a product's aggregates, so they get more room. The smoke
+// profile checks that everything works (no error, every check passes) on whatever machine
+// runs it, a CI runner or a busy laptop: its latency bounds only catch the grossly broken.
+// The other profiles hold the system to the objectives. READ_P95_MS etc. override them.
+const LATENCY_MS = PROFILE === 'smoke'
+  ? { read: [500, 1000], write: [1000, 2000] }
+  : { read: [100, 250], write: [250, 500] };
 export const SLO = {
-  read: { p95: Number(__ENV.READ_P95_MS || 100), p99: Number(__ENV.READ_P99_MS || 250) },
-  write: { p95: Number(__ENV.WRITE_P95_MS || 250), p99: Number(__ENV.WRITE_P99_MS || 500) },
+  read: { p95: Number(__ENV.READ_P95_MS || LATENCY_MS.read[0]),
+    p99: Number(__ENV.READ_P99_MS || LATENCY_MS.read[1]) },
+  write: { p95: Number(__ENV.WRITE_P95_MS || LATENCY_MS.write[0]),
+    p99: Number(__ENV.WRITE_P99_MS || LATENCY_MS.write[1]) },
   errorRate: Number(__ENV.MAX_ERROR_RATE || 0.01),
 };
 
