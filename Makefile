@@ -59,9 +59,9 @@ loadtest: $(STAMP) ## k6 against the running system: PROFILE=smoke SCRIPT=page-l
 report: $(STAMP) ## (re)write the HTML report of the latest load test
 	$(PY) tools/loadtest.py report
 
-influx: ## start a local InfluxDB for k6 results (data in .data/influx; INFLUX_PORT=8086)
+influx: $(STAMP) ## start a local InfluxDB for k6 results (data in .data/influx; INFLUX_PORT=8086)
 	@command -v influxd >/dev/null || (apt-get update -qq && apt-get install -y -qq influxdb)
-	$(PYTHON) tools/influx.py start
+	$(PY) tools/influx.py start
 
 clean: down ## stop everything and delete .data/ (databases, generated data, logs)
 	rm -rf .data
