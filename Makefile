@@ -56,8 +56,8 @@ INFLUX ?=
 loadtest: $(STAMP) ## k6 against the running system: PROFILE=smoke SCRIPT=page-load [INFLUX=1|url]
 	$(PY) tools/loadtest.py run --profile $(PROFILE) --script $(SCRIPT) $(if $(INFLUX),--influx $(INFLUX))
 
-report: $(STAMP) ## (re)write the HTML report of the latest load test
-	$(PY) tools/loadtest.py report
+report: $(STAMP) ## (re)write the HTML report of the latest load test [RUN=.data/loadtest/<run>]
+	$(PY) tools/loadtest.py report $(RUN)
 
 influx: $(STAMP) ## start a local InfluxDB for k6 results (data in .data/influx; INFLUX_PORT=8086)
 	@command -v influxd >/dev/null || (apt-get update -qq && apt-get install -y -qq influxdb)
