@@ -16,7 +16,7 @@ WRITE_RATE_LIMIT ?= 10
 TESTS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help up down test data load bench clean
+.PHONY: help up down test data load bench clean loadtest report influx
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,22 @@ load: $(STAMP) ## load CSV files into the databases, then flush the balancers' c
 bench: $(STAMP) ## benchmark one service on the loaded data (pgbench + wrk): SERVICE=products|qa|reviews
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tools/bench.py $(SERVICE)
+
+# Load tests (k6/README.md): PROFILE=smoke|load|stress|spike|soak, SCRIPT=page-load|products|qa|reviews|all,
+# INFLUX=1 (the local `make influx`) or an InfluxDB URL; results in .data/loadtest/<run>/.
+PROFILE ?= smoke
+SCRIPT ?= page-load
+INFLUX ?=
+
+loadtest: $(STAMP) ## k6 against the running system: PROFILE=smoke SCRIPT=page-load [INFLUX=1|url]
+	$(PY) tools/loadtest.py run --profile $(PROFILE) --script $(SCRIPT) $(if $(INFLUX),--influx $(INFLUX))
+
+report: $(STAMP) ## (re)write the HTML report of the latest load test [RUN=.data/loadtest/<run>]
+	$(PY) tools/loadtest.py report $(RUN)
+
+influx: $(STAMP) ## start a local InfluxDB for k6 results (data in .data/influx; INFLUX_PORT=8086)
+	@command -v influxd >/dev/null || (apt-get update -qq && apt-get install -y -qq influxdb)
+	$(PY) tools/influx.py start
 
 clean: ## stop everything and delete .data/ (databases, generated data, logs) and, as root, the server's folder
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py clean; fi
