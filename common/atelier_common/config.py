@@ -18,6 +18,7 @@ class Settings:
     max_page_count: int = 1000      # the contract's clamp for `count`
     cors_allow_origin: str = "*"
     retry_after_seconds: int = 1
+    max_body_bytes: int = 65536     # a POST body is a few KB; anything larger answers 413
 
 
 def _number(environ, name, default, kind):
@@ -56,5 +57,6 @@ def load_settings(service: str, environ=None, overrides=None) -> Settings:
         max_page_count=_number(environ, "MAX_PAGE_COUNT", Settings.max_page_count, int),
         cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN") or Settings.cors_allow_origin,
         retry_after_seconds=_number(environ, "RETRY_AFTER_SECONDS", Settings.retry_after_seconds, int),
+        max_body_bytes=_number(environ, "MAX_BODY_BYTES", Settings.max_body_bytes, int),
     )
     return replace(settings, **overrides)

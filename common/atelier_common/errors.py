@@ -1,5 +1,6 @@
 """The contract's JSON errors: 422 bad input, 400 unreadable body, 404 unknown, 503 database
-unavailable (with Retry-After), 500 anything else. No SQL text or traceback ever reaches a client."""
+unavailable (with Retry-After), 500 anything else. No SQL text or traceback ever reaches a client;
+every 5xx is logged with its traceback (logs.py adds the request id the response carries)."""
 import json
 import logging
 
@@ -71,7 +72,8 @@ def register_error_handlers(app):
 
     @app.errorhandler(PoolTimeout)
     def pool_timeout(error):
-        log.warning("no free database connection within the wait: %s %s", request.method, request.path)
+        log.warning("no free database connection within the wait: %s %s", request.method, request.path,
+                    exc_info=error)
         return _unavailable()
 
     @app.errorhandler(psycopg2.OperationalError)
@@ -82,6 +84,8 @@ def register_error_handlers(app):
     @app.errorhandler(HTTPException)
     def http_error(error):
         message = {404: "not found", 405: "method not allowed"}.get(error.code, error.name.lower())
+        if error.code >= 500:
+            log.error("%s on %s %s", error.code, request.method, request.path, exc_info=error)
         return error_response(error.code, message)
 
     @app.errorhandler(Exception)

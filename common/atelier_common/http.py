@@ -5,6 +5,8 @@ Flask machinery: one trailing slash is ignored, an OPTIONS preflight is answered
 response carries Access-Control-Allow-Origin."""
 from flask import Response
 
+from .logs import register_request_id
+
 ALLOW_METHODS = "GET, POST, PUT, OPTIONS"
 ALLOW_HEADERS = "Content-Type, Authorization"
 
@@ -36,6 +38,7 @@ class ContractMiddleware:
 
 def register_contract_rules(app):
     app.wsgi_app = ContractMiddleware(app.wsgi_app, app.config["SETTINGS"].cors_allow_origin)
+    register_request_id(app)  # outermost: even a preflight answer carries X-Request-Id
 
 
 def json_bytes(body) -> Response:
