@@ -86,7 +86,9 @@ def register_error_handlers(app):
         message = {404: "not found", 405: "method not allowed"}.get(error.code, error.name.lower())
         if error.code >= 500:
             log.error("%s on %s %s", error.code, request.method, request.path, exc_info=error)
-        return error_response(error.code, message)
+        # A 405 says which methods the path has (HTTP requires it; API fuzzers check it).
+        allow = [(k, v) for k, v in error.get_headers() if k == "Allow"]
+        return error_response(error.code, message, headers=allow or None)
 
     @app.errorhandler(Exception)
     def unexpected(error):
