@@ -19,6 +19,9 @@ class Settings:
     cors_allow_origin: str = "*"
     retry_after_seconds: int = 1
     max_body_bytes: int = 65536     # a POST body is a few KB; anything larger answers 413
+    # Peers whose X-Forwarded-For names the client (the balancer): comma-separated addresses or
+    # networks. From anyone else the header is ignored, so a client cannot pose as another.
+    trusted_proxies: str = "127.0.0.1"
 
 
 def _number(environ, name, default, kind):
@@ -58,5 +61,6 @@ def load_settings(service: str, environ=None, overrides=None) -> Settings:
         cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN") or Settings.cors_allow_origin,
         retry_after_seconds=_number(environ, "RETRY_AFTER_SECONDS", Settings.retry_after_seconds, int),
         max_body_bytes=_number(environ, "MAX_BODY_BYTES", Settings.max_body_bytes, int),
+        trusted_proxies=environ.get("TRUSTED_PROXIES", Settings.trusted_proxies),
     )
     return replace(settings, **overrides)
