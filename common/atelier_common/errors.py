@@ -5,6 +5,7 @@ import json
 import logging
 
 import psycopg2
+import psycopg2.errors
 from flask import Response, current_app, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -76,6 +77,13 @@ def register_error_handlers(app):
                     exc_info=error)
         return _unavailable()
 
+    @app.errorhandler(psycopg2.errors.ReadOnlySqlTransaction)
+    def database_read_only(error):
+        # A failover in progress, a replica promoted late, a disk nearly full made read-only:
+        # reads still work, writes are refused until the database takes them again.
+        log.error("write refused, the database is read-only", exc_info=error)
+        return _unavailable("the database accepts no writes at the moment, retry later")
+
     @app.errorhandler(psycopg2.OperationalError)
     def database_unavailable(error):
         log.error("database unavailable: %s", error.__class__.__name__, exc_info=error)
@@ -96,7 +104,7 @@ def register_error_handlers(app):
         return error_response(500, "internal server error")
 
 
-def _unavailable():
+def _unavailable(message="service temporarily unavailable, retry later"):
     retry_after = current_app.config["SETTINGS"].retry_after_seconds
-    return error_response(503, "service temporarily unavailable, retry later",
+    return error_response(503, message,
                           headers={"Retry-After": str(retry_after)})
