@@ -15,7 +15,7 @@ CACHE ?= 1
 WRITE_RATE_LIMIT ?= 10
 
 .DEFAULT_GOAL := help
-.PHONY: help up down test data load bench clean
+.PHONY: help up down test data load bench clean chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ down: ## stop everything `make up` started
 
 test: $(STAMP) ## run the whole test suite against a real PostgreSQL
 	$(PY) -m pytest
+
+chaos: $(STAMP) ## fault tests only (database down, slow, read-only, shutdown; also in make test)
+	$(PY) -m pytest tests/chaos -q
 
 data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 	$(PY) -m atelier_etl.generate --scale $(SCALE) --seed $(SEED) --out $(DATA) $(if $(DIRTY),--dirty)

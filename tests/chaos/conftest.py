@@ -67,15 +67,20 @@ class ChaosDatabase:
             cur.execute(sql, params)
             return cur.fetchone()[0]
 
+    def admin_value(self, sql: str):
+        with closing(self.pg.admin_connect("qa")) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchone()[0]
+
     def admin(self, *statements):
         with closing(self.pg.admin_connect("qa")) as conn, conn.cursor() as cur:
             for statement in statements:
                 cur.execute(statement)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chaos_pg():
-    """A PostgreSQL server of this module's own (on a free port): stopping it or making it
+    """A PostgreSQL server of these tests' own (on a free port): stopping it or making it
     read-only disturbs no other test."""
     pg = LocalPostgres(DATA / "pg-chaos", port=fleet_tools.free_port())
     pg.start()
@@ -83,7 +88,7 @@ def chaos_pg():
     pg.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chaos_db(chaos_pg):
     db = ChaosDatabase(chaos_pg)
     db.reset()
@@ -143,7 +148,7 @@ class Fleet:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chaos_fleet(chaos_db):
     fleet = Fleet(chaos_db.url)
     yield fleet
@@ -223,7 +228,7 @@ class Load:
         return [o for o in self.outcomes if o.started >= start and o.finished <= end]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def question_ids(chaos_db):
     """The seeded questions' ids (reset() numbers them from 1)."""
     return list(range(1, 3 * len(PRODUCTS) + 1))
