@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.generation import GenerationMode
 
 CASES_PER_SERVICE = 1000
+STATEFUL_SCENARIOS = 40  # sequences of up to 6 linked calls, on top of the cases above
 # What an error body must never show: SQL, driver and server names, tracebacks, paths, versions.
 INTERNALS = re.compile(
     r"Traceback|File \"|\.py\b|psycopg|PostgreSQL|SQLSTATE|syntax error|relation \"|/work/|/usr/|"
@@ -25,8 +26,30 @@ SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE|DELETE FROM)\b.*\b(FROM|SET|VALU
 FIXED = {"/healthz", "/readyz", "/openapi.json"}
 
 
+# OpenAPI links the descriptions do not carry (they are for people and contract tests): the id
+# of what a POST created, read from its Location header, feeds the operations on that id. With
+# them schemathesis chains requests (stateful phase): create, then vote, report, answer it.
+LINKS = {
+    "qa": {("/qa/questions", "post"): ("/qa/questions/(.+)", "question_id", [
+               "qa_question_helpful", "qa_question_report", "qa_answers", "qa_answer_post"]),
+           ("/qa/questions/{question_id}/answers", "post"): ("/qa/answers/(.+)", "answer_id", [
+               "qa_answer_helpful", "qa_answer_report"])},
+    "reviews": {("/reviews", "post"): ("/reviews/(.+)", "review_id", ["reviews_helpful", "reviews_report"])},
+}
+
+
+def document(service: str) -> dict:
+    with open(f"services/{service}/{service}/openapi.json") as handle:
+        doc = json.load(handle)
+    for (path, method), (pattern, parameter, targets) in LINKS.get(service, {}).items():
+        created = doc["paths"][path][method]["responses"]["201"]
+        created["links"] = {target: {"operationId": target, "parameters": {
+            parameter: f"$response.header.Location#regex:{pattern}"}} for target in targets}
+    return doc
+
+
 def spec(service: str):
-    return schemathesis.openapi.from_path(f"services/{service}/{service}/openapi.json")
+    return schemathesis.openapi.from_dict(document(service))
 
 
 def operations(service: str):
@@ -121,17 +144,36 @@ def fuzz(service: str, base: str) -> Record:
     return record
 
 
+def chain(service: str, base: str, record: Record):
+    """The stateful phase: sequences of linked calls (create, then act on what was created)."""
+    if service not in LINKS:
+        return
+    machine = spec(service).as_state_machine()
+
+    class Through(machine):
+        def get_call_kwargs(self, case):
+            return {"base_url": base, "timeout": 10}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            check(case, response, record)
+
+    Through.run(settings=settings(max_examples=STATEFUL_SCENARIOS, stateful_step_count=6, deadline=None,
+                                  database=None, derandomize=True, suppress_health_check=list(HealthCheck)))
+
+
 @pytest.mark.parametrize("service", ["products", "qa", "reviews"])
 def test_schemathesis_through_the_balancer(balanced, service):
     target = balanced[service]
     before = table_counts(target.database_url)
     started = time.perf_counter()
     record = fuzz(service, target.base)
+    single = record.cases
+    chain(service, target.base, record)
     elapsed = time.perf_counter() - started
     after = table_counts(target.database_url)
-    print(f"\n{service}: {record.cases} cases, statuses {dict(sorted(record.statuses.items()))}, "
+    print(f"\n{service}: {single} cases + {record.cases - single} in linked sequences, statuses {dict(sorted(record.statuses.items()))}, "
           f"accepted writes {dict(record.accepted)}; {elapsed:.1f} s, of which HTTP {record.http_seconds:.1f} s")
-    assert record.cases >= CASES_PER_SERVICE
+    assert single >= CASES_PER_SERVICE
     assert not record.problems, "\n".join(record.problems[:20])
     assert sum(n for status, n in record.statuses.items() if 400 <= status < 500) > 100
     # Nothing but the accepted writes changed the tables.
