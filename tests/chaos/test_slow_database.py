@@ -51,6 +51,8 @@ def test_a_write_behind_a_row_lock_ends_at_the_statement_timeout_while_reads_flo
     finally:
         locker.rollback()
         locker.close()
+    print(f"\nrow lock: 503 after {elapsed:.2f} s; {len(reads)} reads meanwhile, slowest "
+          f"{max(latency for _, latency in reads) * 1000:.0f} ms")
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert TIMEOUT <= elapsed < TIMEOUT + 1.5, elapsed
     assert len(reads) > 5 and all(status == 200 for status, _ in reads)
@@ -76,6 +78,7 @@ def test_reads_behind_a_table_lock_end_at_the_statement_timeout_while_other_requ
     finally:
         locker.rollback()
         locker.close()
+    print(f"\ntable lock: 503s after {', '.join(f'{e:.2f}' for _, e in results)} s")
     for response, elapsed in results:
         assert response.status_code == 503 and response.headers["Retry-After"] == "1"
         assert TIMEOUT <= elapsed < TIMEOUT + 1.5, elapsed
@@ -100,6 +103,7 @@ def test_an_exhausted_pool_answers_503_at_once_not_a_hang(chaos_db, chaos_fleet)
     finally:
         locker.rollback()
         locker.close()
+    print(f"\nexhausted pool: 503 after {elapsed:.2f} s")
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert 0.4 < elapsed < 1.0, elapsed
     # Through the balancer a request lands on instance 0 (503) or instance 1 (200), quickly.
