@@ -20,12 +20,14 @@ def test_sigterm_lets_in_flight_requests_finish(chaos_db, chaos_fleet):
             # Three writes in flight: each waits on the row lock inside the instance.
             in_flight = [pool.submit(requests.put, instance + "/qa/questions/4/helpful", timeout=15)
                          for _ in range(3)]
-            time.sleep(0.5)
+            wait_until_waiting(chaos_db, 3)
             master.send_signal(signal.SIGTERM)
-            time.sleep(0.5)
-            refused = connection_refused(instance)  # no new work once the signal arrived
-            locker.rollback()  # the writes can go on now
+            time.sleep(0.3)
+            # The lock goes well within the 1.5 s statement timeout: the writes go on, after
+            # the signal, and must get their real answers.
+            locker.rollback()
             answers = [future.result() for future in in_flight]
+            refused = connection_refused(instance)  # it stops accepting (within its 1 s tick)
             answered = time.monotonic()
             # The balancer holds idle keep-alive connections to the instance: they are closed,
             # not waited for until the graceful timeout (15 s here).
@@ -44,6 +46,14 @@ def test_sigterm_lets_in_flight_requests_finish(chaos_db, chaos_fleet):
     assert refused
 
 
+def wait_until_waiting(chaos_db, count: int, seconds: float = 5):
+    deadline = time.monotonic() + seconds
+    while chaos_db.admin_value("SELECT count(*) FROM pg_stat_activity "
+                               "WHERE application_name = 'qa' AND wait_event_type = 'Lock'") < count:
+        assert time.monotonic() < deadline, "the requests never reached the lock"
+        time.sleep(0.02)
+
+
 def chaos_db_lock(chaos_db, question_id):
     import psycopg2
 
@@ -53,11 +63,16 @@ def chaos_db_lock(chaos_db, question_id):
     return conn
 
 
-def connection_refused(base: str) -> bool:
-    try:
-        requests.get(base + "/healthz", timeout=2)
-    except requests.ConnectionError:
-        return True
+def connection_refused(base: str, seconds: float = 3) -> bool:
+    """New connections are refused within `seconds` (gunicorn's worker closes its listener at
+    its next once-a-second check)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            requests.get(base + "/healthz", timeout=1)
+        except requests.ConnectionError:
+            return True
+        time.sleep(0.1)
     return False
 
 
