@@ -108,9 +108,11 @@ EXPLODING_APP = textwrap.dedent('''
 
 
 def test_under_gunicorn_a_500_is_one_json_line_with_traceback_and_the_responses_request_id(
-        gunicorn, databases, tmp_path):
+        serve, databases, tmp_path):
     (tmp_path / "exploding.py").write_text(EXPLODING_APP)
-    base, _, log_path = gunicorn("products", databases["products"], app="exploding:make()")
+    log_path = tmp_path / "products.log"
+    base = serve("products", databases["products"], app="exploding:make()", error_log=log_path,
+                 PYTHONPATH=tmp_path)
     response = requests.get(base + "/explode", headers={"X-Request-Id": "balancer-id-1"}, timeout=5)
     assert response.status_code == 500
     assert response.json() == {"message": "internal server error"}
@@ -125,8 +127,9 @@ def test_under_gunicorn_a_500_is_one_json_line_with_traceback_and_the_responses_
                for line in log_lines(log_path))
 
 
-def test_under_gunicorn_a_503_from_an_unreachable_database_is_logged_with_its_request_id(gunicorn):
-    base, _, log_path = gunicorn("qa", "postgresql://nobody:secret@127.0.0.1:1/none")
+def test_under_gunicorn_a_503_from_an_unreachable_database_is_logged_with_its_request_id(serve, tmp_path):
+    log_path = tmp_path / "qa.log"
+    base = serve("qa", "postgresql://nobody:secret@127.0.0.1:1/none", error_log=log_path)
     response = requests.get(base + "/qa/questions?product_id=1", timeout=5)
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     request_id = response.headers["X-Request-Id"]

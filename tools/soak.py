@@ -189,7 +189,7 @@ def main():
 
     rows = minute_table(soak.samples)
     errors = [s for s in soak.samples if not s[2]]
-    print(f"\n| minute | requests | errors | p50 ms | p99 ms |\n|---:|---:|---:|---:|---:|")
+    print("\n| minute | requests | errors | p50 ms | p99 ms |\n|---:|---:|---:|---:|---:|")
     for row in rows:
         print(f"| {row['minute']} | {row['requests']} | {row['errors']} | {row['p50_ms']} | {row['p99_ms']} |")
     print("\n| worker | RSS start MB | RSS end MB | growth |\n|---|---:|---:|---:|")

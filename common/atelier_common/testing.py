@@ -81,19 +81,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def answers(url: str) -> bool:
+    """The URL answers 200 (within a second)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 @contextmanager
 def _gunicorn_servers():
     """Start a service under gunicorn; every server started is stopped on exit."""
     processes = []
 
-    def start(service: str, database_url: str, **env) -> str:
+    def start(service: str, database_url: str, app: str = None, error_log=None, **env) -> str:
+        """`app`: another WSGI app than the service's (a test's own module); `error_log`: a
+        file for gunicorn's --error-logfile, as `make up` gives each instance."""
         port = free_port()
         environment = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": database_url,
-                                          "WEB_CONCURRENCY": "1"}, **{k: str(v) for k, v in env.items()})
+                                          "WEB_CONCURRENCY": "1", "PROC_NAME": f"atelier-{service}"},
+                           **{k: str(v) for k, v in env.items()})
+        log_args = ["--error-logfile", str(error_log)] if error_log else []
         process = subprocess.Popen(
             [os.path.join(os.path.dirname(sys.executable), "gunicorn"),
-             "-c", "python:atelier_common.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
-             f"{service}:create_app()"],
+             "-c", "python:atelier_common.gunicorn_conf", "--bind", f"127.0.0.1:{port}", *log_args,
+             app or f"{service}:create_app()"],
             env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         processes.append(process)
         base = f"http://127.0.0.1:{port}"
@@ -101,11 +114,7 @@ def _gunicorn_servers():
         def healthy():
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1):
-                    return True
-            except OSError:
-                return False
+            return answers(base + "/healthz")
 
         wait_for(healthy, 20, f"{service} under gunicorn")
         return base

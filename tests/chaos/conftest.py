@@ -3,15 +3,12 @@ on a PostgreSQL server of their own (`chaos_pg`: these tests stop it, make it re
 its rows), with a steady read+write load from a few client threads.
 
 Every process started here is stopped afterwards, by pid file or pid."""
-import os
 import random
 import secrets
 import shutil
-import signal
 import tempfile
 import threading
 import time
-import urllib.request
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ import pytest
 import requests
 
 from atelier_common import fleet as fleet_tools
+from atelier_common.testing import answers
 from atelier_common.localpg import DATA, LocalPostgres, wait_for
 from atelier_common.roles import owner_role
 from atelier_common.schema import apply_schema
@@ -31,14 +29,6 @@ if not fleet_tools.nginx_binary():
                 allow_module_level=True)
 
 PRODUCTS = range(1, 41)  # seeded products, each with questions
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 class ChaosDatabase:

@@ -6,8 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from atelier_common import fleet as fleet_tools
-
 
 def test_sigterm_lets_in_flight_requests_finish(chaos_db, chaos_fleet):
     i = 1

@@ -2,10 +2,8 @@
 Requests stuck behind them end at the statement timeout (1.5 s here) as 503 with Retry-After,
 and every other request keeps flowing meanwhile. A pool whose connections are all stuck
 answers 503 after its short wait, never hangs."""
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 
 import psycopg2
 import requests

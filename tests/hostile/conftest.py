@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from contextlib import closing
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import psycopg2
 import pytest
 
 from atelier_common import fleet as fleet_tools
+from atelier_common.testing import answers
 from atelier_common.localpg import DATA, wait_for
 
 if not fleet_tools.nginx_binary():
@@ -21,14 +21,6 @@ if not fleet_tools.nginx_binary():
                 allow_module_level=True)
 
 SERVICES = ("products", "qa", "reviews")
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
