@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 from atelier_common import fleet
@@ -73,14 +72,6 @@ def prepare_database(service: str, pg: LocalPostgres):
     env = dict(os.environ, **{f"{service.upper()}_OWNER_DATABASE_URL": url})
     subprocess.run([str(VENV_BIN / "python"), "-m", "atelier_etl.load", "--service", service,
                     "--data", str(SAMPLE)], check=True, env=env)
-
-
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def instance_port(service: str, i: int) -> int:
@@ -156,11 +147,11 @@ def up(args):
         start_instances(service, urls[service], args.instances)
     for service in SERVICES:
         for i in range(args.instances):
-            wait_for(lambda: ready(f"http://127.0.0.1:{instance_port(service, i)}/readyz"), 30,
+            wait_for(lambda: fleet.ready(f"http://127.0.0.1:{instance_port(service, i)}/readyz"), 30,
                      f"{service} instance {i} /readyz")
         start_balancer(binary, service, args.instances, args)
     for service in SERVICES:
-        wait_for(lambda: ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30, f"{service} balancer /readyz")
+        wait_for(lambda: fleet.ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30, f"{service} balancer /readyz")
         stop_extra_instances(service, args.instances)
     print()
     print(f"{'service':<10} {'base URL (nginx)':<24} {'instances (gunicorn)':<36} {'database':<32} logs")
@@ -172,15 +163,16 @@ def up(args):
     if any(u.endswith(f":{pg.port}/{s}") for s, u in urls.items()):
         print(f"{'postgres':<10} 127.0.0.1:{pg.port:<14} {'':<36} {str(pg.pgdata.relative_to(ROOT)):<32} "
               f"{pg.logfile.relative_to(ROOT)}")
-    print("\n`make down` stops all of it.")
+    print(f"\nbalancers: cache {'on' if args.cache else 'off'}, write rate limit "
+          f"{f'{args.write_rate_limit}/s per client (burst {2 * args.write_rate_limit})' if args.write_rate_limit else 'off'}"
+          f"; {args.instances} instance(s) per service")
+    print("`make down` stops all of it.")
 
 
 def down(args):
-    for pidfile in sorted(RUN.glob("*.pid")) if RUN.exists() else []:
-        if fleet.stop_pid(pidfile):
-            say(f"{pidfile.stem}: stopped")
-        else:
-            pidfile.unlink(missing_ok=True)
+    """Every process of a pid file in .data/run/, all at once (SIGTERM, SIGKILL after 30 s)."""
+    for pidfile in fleet.stop_pids(sorted(RUN.glob("*.pid")) if RUN.exists() else []):
+        say(f"{pidfile.stem}: stopped")
     pg = LocalPostgres()
     if pg.is_running():
         pg.stop()
