@@ -16,7 +16,7 @@ WRITE_RATE_LIMIT ?= 10
 TESTS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help up down test data load bench clean loadtest report influx
+.PHONY: help up down test data load bench clean loadtest report influx chaos soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ down: ## stop everything `make up` started
 
 test: $(STAMP) ## run the whole test suite against a real PostgreSQL [TESTS="path -k name"]
 	$(PY) -m pytest $(TESTS)
+
+chaos: $(STAMP) ## fault tests only (database down, slow, read-only, shutdown; also in make test)
+	$(PY) -m pytest tests/chaos -q
+
+soak: $(STAMP) ## 10 min of page loads + writes through the running stack: RSS, errors, p99 per minute (not in CI)
+	$(PY) tools/soak.py
 
 data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 	$(PY) -m atelier_etl.generate --scale $(SCALE) --seed $(SEED) --out $(DATA) $(if $(DIRTY),--dirty)

@@ -10,7 +10,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # served ~3.4k req/s at p50 15 ms / p99 44-83 ms, where gunicorn's own gevent worker gave the same
 # throughput at p50 0-3 ms but p99 100-190 ms: the latter lets a connection whose next request is
 # already waiting jump the queue, and the others starve. Fair beats lucky.
-worker_class = os.environ.get("WORKER_CLASS", "gevent_pywsgi")
+# (atelier_common.worker: that same worker, whose few answers of its own are JSON too.)
+worker_class = os.environ.get("WORKER_CLASS", "atelier_common.worker.ContractWorker")
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 # Recycle workers now and then (a leak cannot grow forever); the jitter keeps them from all
 # restarting at once.
@@ -24,6 +25,8 @@ keepalive = int(os.environ.get("KEEPALIVE", "75"))  # longer than the balancer's
 backlog = int(os.environ.get("BACKLOG", "2048"))
 accesslog = os.environ.get("ACCESS_LOG") or None  # off by default: it costs throughput
 errorlog = os.environ.get("ERROR_LOG", "-")
+# JSON lines, and the services' own `atelier` logger written to the same error log.
+logger_class = "atelier_common.logs.GunicornLogger"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 proc_name = os.environ.get("PROC_NAME", "atelier")
 # gunicorn's control socket has one default path per user: several services (and test servers)
