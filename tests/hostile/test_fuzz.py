@@ -90,6 +90,7 @@ class Record:
         self.problems = []
         self.cases = 0
         self.http_seconds = 0.0
+        self.replays_abandoned = 0  # stateful runs cut short by a replay (see chain)
 
 
 def check(case, response, record: Record):
@@ -157,8 +158,17 @@ def chain(service: str, base: str, record: Record):
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             check(case, response, record)
 
-    Through.run(settings=settings(max_examples=STATEFUL_SCENARIOS, stateful_step_count=6, deadline=None,
-                                  database=None, derandomize=True, suppress_health_check=list(HealthCheck)))
+    try:
+        Through.run(settings=settings(max_examples=STATEFUL_SCENARIOS, stateful_step_count=6,
+                                      deadline=None, database=None, derandomize=True,
+                                      phases=[Phase.generate],
+                                      suppress_health_check=list(HealthCheck)))
+    except hypothesis.errors.FlakyStrategyDefinition:
+        # Hypothesis replays a step's choices to explore around it; the ids a step draws come
+        # from earlier responses of a live server whose state has moved on since, so a replay can
+        # draw a different kind of value. That is the fuzzer's bookkeeping, not a server fault:
+        # every call made until then was checked like any other.
+        record.replays_abandoned += 1
 
 
 @pytest.mark.parametrize("service", ["products", "qa", "reviews"])
