@@ -18,6 +18,8 @@ class Settings:
     max_page_count: int = 1000      # the contract's clamp for `count`
     cors_allow_origin: str = "*"
     retry_after_seconds: int = 1
+    metrics_enabled: bool = True      # METRICS=0: no /metrics, no per-request counting
+    metrics_flush_seconds: float = 1.0  # how often a worker adds its counts to the shared files
 
 
 def _number(environ, name, default, kind):
@@ -31,6 +33,15 @@ def _number(environ, name, default, kind):
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be positive")
     return value
+
+
+def _switch(environ, name, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in ("0", "1"):
+        raise ConfigError(f"{name}={raw!r} must be 0 or 1")
+    return raw == "1"
 
 
 def database_url_variable(service: str) -> str:
@@ -56,5 +67,7 @@ def load_settings(service: str, environ=None, overrides=None) -> Settings:
         max_page_count=_number(environ, "MAX_PAGE_COUNT", Settings.max_page_count, int),
         cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN") or Settings.cors_allow_origin,
         retry_after_seconds=_number(environ, "RETRY_AFTER_SECONDS", Settings.retry_after_seconds, int),
+        metrics_enabled=_switch(environ, "METRICS", Settings.metrics_enabled),
+        metrics_flush_seconds=_number(environ, "METRICS_FLUSH_SECONDS", Settings.metrics_flush_seconds, float),
     )
     return replace(settings, **overrides)

@@ -10,6 +10,7 @@
 """
 import os
 import re
+import time
 from contextlib import contextmanager
 
 import psycopg2
@@ -17,6 +18,8 @@ import psycopg2.extensions
 import psycopg2_pool
 from flask import current_app
 from gevent.lock import BoundedSemaphore
+
+from .metrics import TALLY
 
 
 class PoolTimeout(Exception):
@@ -67,9 +70,10 @@ class Statement:
 
 class Pool:
     def __init__(self, dsn: str, maxconn: int, wait_seconds: float, statement_timeout_ms: int,
-                 application_name: str = "atelier"):
+                 application_name: str = "atelier", tally=None):
         self.pid = os.getpid()
         self.wait_seconds = wait_seconds
+        self.tally = tally  # metrics.WorkerTally, or None when metrics are off
         self._slots = BoundedSemaphore(maxconn)
         self._pool = psycopg2_pool.ConnectionPool(
             minconn=0, maxconn=maxconn, idle_timeout=600, dsn=dsn,
@@ -79,8 +83,17 @@ class Pool:
 
     def acquire(self):
         """A connection, waiting at most `wait_seconds` for one to be free (else PoolTimeout)."""
-        if not self._slots.acquire(timeout=self.wait_seconds):
-            raise PoolTimeout()
+        if self._slots.acquire(blocking=False):  # the usual case: no clock needed
+            waited = 0.0
+        else:
+            started = time.perf_counter()
+            if not self._slots.acquire(timeout=self.wait_seconds):
+                if self.tally is not None:
+                    self.tally.pool_timed_out()
+                raise PoolTimeout()
+            waited = time.perf_counter() - started
+        if self.tally is not None:
+            self.tally.pool_waited(waited)
         try:
             return self._pool.getconn()
         except BaseException:
@@ -116,7 +129,8 @@ def get_pool() -> Pool:
     if pool is None or pool.pid != os.getpid():
         settings = app.config["SETTINGS"]
         pool = Pool(settings.database_url, settings.pool_max, settings.pool_wait_seconds,
-                    settings.statement_timeout_ms, application_name=settings.service)
+                    settings.statement_timeout_ms, application_name=settings.service,
+                    tally=TALLY if settings.metrics_enabled else None)
         app.extensions["atelier_pool"] = pool
     return pool
 

@@ -70,8 +70,8 @@ def serve():
 
     def start(service: str, database_url: str, **env) -> str:
         port = free_port()
-        environment = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": database_url,
-                                          "WEB_CONCURRENCY": "1"}, **{k: str(v) for k, v in env.items()})
+        environment = {**os.environ, f"{service.upper()}_DATABASE_URL": database_url,
+                       "WEB_CONCURRENCY": "1", **{k: str(v) for k, v in env.items()}}
         process = subprocess.Popen(
             [os.path.join(os.path.dirname(sys.executable), "gunicorn"),
              "-c", "python:atelier_common.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
