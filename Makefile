@@ -12,7 +12,7 @@ DIRTY ?=
 SERVICE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help up down test data load bench clean
+.PHONY: help up down test data load bench clean bench-metrics prometheus
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ load: $(STAMP) ## load CSV files into the databases: DATA=dir [SERVICE=products|
 bench: $(STAMP) ## benchmark one service on the loaded data (pgbench + wrk): SERVICE=products|qa|reviews
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tools/bench.py $(SERVICE)
+
+bench-metrics: $(STAMP) ## what /metrics costs: one worker with and without, wrk (SERVICE=products)
+	$(PY) tools/bench_metrics.py $(or $(SERVICE),products)
+
+prometheus: $(STAMP) ## start Prometheus (PROMETHEUS_PORT=9090) scraping every instance `make up` started
+	$(PY) tools/prometheus.py
 
 clean: down ## stop everything and delete .data/ (databases, generated data, logs)
 	rm -rf .data
