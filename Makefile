@@ -10,9 +10,12 @@ SEED ?= 1
 DATA ?= .data/csv/sample
 DIRTY ?=
 SERVICE ?=
+INSTANCES ?= 2
+CACHE ?= 1
+WRITE_RATE_LIMIT ?= 10
 
 .DEFAULT_GOAL := help
-.PHONY: help up down test data load bench clean bench-metrics prometheus
+.PHONY: help up down test data load bench clean loadtest report influx bench-metrics prometheus
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,8 +27,8 @@ $(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/p
 	$(PY) -m pip install --quiet --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
 	@touch $(STAMP)
 
-up: $(STAMP) ## start PostgreSQL, load sample data, start the three services (idempotent)
-	$(PY) tools/stack.py up --scale $(SCALE)
+up: $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
+	$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
@@ -38,10 +41,27 @@ data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 
 load: $(STAMP) ## load CSV files into the databases: DATA=dir [SERVICE=products|qa|reviews]
 	$(PY) -m atelier_etl.load --data $(DATA) $(if $(SERVICE),--service $(SERVICE))
+	$(PY) tools/stack.py flush
 
 bench: $(STAMP) ## benchmark one service on the loaded data (pgbench + wrk): SERVICE=products|qa|reviews
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tools/bench.py $(SERVICE)
+
+# Load tests (k6/README.md): PROFILE=smoke|load|stress|spike|soak, SCRIPT=page-load|products|qa|reviews|all,
+# INFLUX=1 (the local `make influx`) or an InfluxDB URL; results in .data/loadtest/<run>/.
+PROFILE ?= smoke
+SCRIPT ?= page-load
+INFLUX ?=
+
+loadtest: $(STAMP) ## k6 against the running system: PROFILE=smoke SCRIPT=page-load [INFLUX=1|url]
+	$(PY) tools/loadtest.py run --profile $(PROFILE) --script $(SCRIPT) $(if $(INFLUX),--influx $(INFLUX))
+
+report: $(STAMP) ## (re)write the HTML report of the latest load test
+	$(PY) tools/loadtest.py report
+
+influx: ## start a local InfluxDB for k6 results (data in .data/influx; INFLUX_PORT=8086)
+	@command -v influxd >/dev/null || (apt-get update -qq && apt-get install -y -qq influxdb)
+	$(PYTHON) tools/influx.py start
 
 bench-metrics: $(STAMP) ## what /metrics costs: one worker with and without, wrk (SERVICE=products)
 	$(PY) tools/bench_metrics.py $(or $(SERVICE),products)

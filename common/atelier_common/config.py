@@ -18,6 +18,9 @@ class Settings:
     max_page_count: int = 1000      # the contract's clamp for `count`
     cors_allow_origin: str = "*"
     retry_after_seconds: int = 1
+    # Peers whose X-Forwarded-For names the client (the balancer): comma-separated addresses or
+    # networks. From anyone else the header is ignored, so a client cannot pose as another.
+    trusted_proxies: str = "127.0.0.1"
     metrics_enabled: bool = True      # METRICS=0: no /metrics, no per-request counting
     metrics_flush_seconds: float = 1.0  # how often a worker adds its counts to the shared files
 
@@ -67,6 +70,7 @@ def load_settings(service: str, environ=None, overrides=None) -> Settings:
         max_page_count=_number(environ, "MAX_PAGE_COUNT", Settings.max_page_count, int),
         cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN") or Settings.cors_allow_origin,
         retry_after_seconds=_number(environ, "RETRY_AFTER_SECONDS", Settings.retry_after_seconds, int),
+        trusted_proxies=environ.get("TRUSTED_PROXIES", Settings.trusted_proxies),
         metrics_enabled=_switch(environ, "METRICS", Settings.metrics_enabled),
         metrics_flush_seconds=_number(environ, "METRICS_FLUSH_SECONDS", Settings.metrics_flush_seconds, float),
     )
