@@ -13,6 +13,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +25,34 @@ from atelier_bench import Endpoint, last_tenth, load_definitions, start_worker, 
 from atelier_common.localpg import database_url
 
 MODES = {"off": "0", "on": "1"}
+
+# --micro: what one recording costs, prometheus-client's own calls (multiprocess mode: mmap
+# files, a lock, under gevent as in a worker) against the worker's plain Python tally.
+MICRO = r"""
+import os, tempfile, time
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="atelier-micro-")
+from gevent import monkey; monkey.patch_all()
+from atelier_common.metrics import IN_FLIGHT, LATENCY, POOL_WAIT, REQUESTS, WorkerTally
+tally = WorkerTally()
+N = 200000
+def cost(call):
+    started = time.perf_counter()
+    for _ in range(N):
+        call()
+    return (time.perf_counter() - started) / N * 1e6
+rows = [
+    ("prometheus-client: requests counter .labels(route, status).inc()", cost(lambda: REQUESTS.labels("product", "200").inc())),
+    ("prometheus-client: latency histogram .labels(route).observe()", cost(lambda: LATENCY.labels("product").observe(0.003))),
+    ("prometheus-client: pool wait histogram .observe()", cost(lambda: POOL_WAIT.observe(0.0))),
+    ("prometheus-client: in-flight gauge .inc() + .dec()", cost(lambda: (IN_FLIGHT.inc(), IN_FLIGHT.dec()))),
+    ("WorkerTally: request(route, status, seconds)", cost(lambda: tally.request("product", "200", 0.003))),
+    ("WorkerTally: pool_waited(seconds)", cost(lambda: tally.pool_waited(0.0))),
+]
+print("| one recording | us |")
+print("|---|---:|")
+for name, us in rows:
+    print(f"| {name} | {us:.2f} |")
+"""
 
 
 def cpu_seconds(process) -> float:
@@ -41,7 +70,11 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--port", type=int, default=int(os.environ.get("ATELIER_PORT_BASE", "3001")) + 190,
                         help="the worker without metrics; the one with them on the next port")
+    parser.add_argument("--micro", action="store_true", help="only the cost of one recording, no wrk")
     args = parser.parse_args(argv)
+    if args.micro:
+        subprocess.run([sys.executable, "-c", MICRO], check=True)
+        return
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
