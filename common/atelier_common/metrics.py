@@ -7,11 +7,12 @@ flight, the pool's waits and timeouts, database errors by kind.
 - Several gunicorn workers: prometheus-client's multiprocess mode. Each worker writes its values
   to files in PROMETHEUS_MULTIPROC_DIR (gunicorn_conf.py makes a fresh one per gunicorn master
   and forgets dead workers' in-flight gauges); a scrape, whichever worker answers it, sums them.
-- Cheap: a request only bumps plain Python numbers of its worker (`WorkerTally`, well under a
-  microsecond); they reach the multiprocess files in a batch every METRICS_FLUSH_SECONDS, on a
-  scrape (the answering worker's own) and when the worker exits. prometheus-client's own
-  `.labels().inc()`/`.observe()` cost 3-6 us each through its mmap files, 15-20 us a request
-  (see docs/metrics.md). So a scrape may miss up to one flush interval of other workers' requests.
+- Cheap: a request only bumps plain Python numbers of its worker (`WorkerTally`, about 1 us);
+  they reach the multiprocess files in a batch every METRICS_FLUSH_SECONDS, before a scrape (the
+  answering worker's own) and when the worker exits. prometheus-client's own `.labels().inc()`
+  and `.observe()` cost 4-7 us each through its mmap files, about 20 us a request, 15% of a
+  /healthz (docs/metrics.md). The price: a scrape may miss up to one flush interval of the
+  other workers' requests; they show at the next one.
 - METRICS=0 turns all of it off (no middleware, no /metrics, no pool timing).
 """
 import os
