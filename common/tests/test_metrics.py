@@ -10,8 +10,11 @@ from contextlib import closing
 import psycopg2
 import pytest
 import requests
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
+
+from atelier_common.metrics import LATENCY_BUCKETS, WorkerTally, _Buckets
 
 # The route names agreed with k6 and the benchmarks (docs/metrics.md), plus the operational ones.
 PRODUCTS_ROUTES = {"products_list", "product", "product_styles", "product_related",
@@ -192,3 +195,21 @@ def test_metrics_off(serve, database_url):
     base = serve("products", database_url, METRICS=0)
     assert requests.get(base + "/products/1", timeout=5).status_code == 200
     assert requests.get(base + "/metrics", timeout=5).status_code == 404
+
+
+def test_a_flushed_tally_equals_prometheus_clients_own_histogram():
+    """The batched buckets land where .observe() puts each value, bounds included (le is <=)."""
+    values = [0.0, 0.0004, 0.001, 0.0010001, 0.0025, 0.3, 9.99, 10.0, 42.0] + list(LATENCY_BUCKETS)
+    registry = CollectorRegistry()
+    direct = Histogram("direct", "", buckets=LATENCY_BUCKETS, registry=registry)
+    batched = Histogram("batched", "", buckets=LATENCY_BUCKETS, registry=registry)
+    for v in values:
+        direct.observe(v)
+    tally = _Buckets(WorkerTally()._latency_bounds)
+    for v in values:
+        tally.observe(v)
+    tally.add_to(batched)
+    samples = parse(generate_latest(registry).decode())
+    for (name, labels), count in samples.items():
+        if name.startswith("direct_") and not name.endswith("_created"):
+            assert samples[(name.replace("direct_", "batched_"), labels)] == pytest.approx(count), (name, labels)
