@@ -7,12 +7,13 @@ flight, the pool's waits and timeouts, database errors by kind.
 - Several gunicorn workers: prometheus-client's multiprocess mode. Each worker writes its values
   to files in PROMETHEUS_MULTIPROC_DIR (gunicorn_conf.py makes a fresh one per gunicorn master
   and forgets dead workers' in-flight gauges); a scrape, whichever worker answers it, sums them.
-- Cheap: a request only bumps plain Python numbers of its worker (`WorkerTally`, about 1 us);
-  they reach the multiprocess files in a batch every METRICS_FLUSH_SECONDS, before a scrape (the
-  answering worker's own) and when the worker exits. prometheus-client's own `.labels().inc()`
-  and `.observe()` cost 4-7 us each through its mmap files, about 20 us a request, 15% of a
-  /healthz (docs/metrics.md). The price: a scrape may miss up to one flush interval of the
-  other workers' requests; they show at the next one.
+- Cheap: a request only bumps plain Python numbers of its worker (`WorkerTally`, well under
+  1 us); they reach the multiprocess files in a batch every METRICS_FLUSH_SECONDS, before a
+  scrape (the answering worker's own) and when the worker exits. prometheus-client's own
+  `.labels().inc()` and `.observe()` cost 2-6 us each through its mmap files and lock, 9-18 us
+  a request (docs/metrics.md: the whole of the metrics costs a worker 1-2% of its throughput).
+  The price: a scrape may miss up to one flush interval of the other workers' requests; they
+  show at the next one.
 - METRICS=0 turns all of it off (no middleware, no /metrics, no pool timing).
 """
 import os
