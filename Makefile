@@ -13,6 +13,7 @@ SERVICE ?=
 INSTANCES ?= 2
 CACHE ?= 1
 WRITE_RATE_LIMIT ?= 10
+TESTS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help up down test data load bench clean loadtest report influx bench-metrics prometheus
@@ -21,25 +22,27 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "[atelier] $(PYTHON) cannot create a venv: install its venv module (Debian: apt-get install python3-venv), or set PYTHON=..." >&2; exit 1; }
+	@echo "[atelier] installing the pinned Python packages into $(VENV) (first run: about a minute)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -r requirements.txt
+	@$(PY) -m pip install --quiet --no-build-isolation --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
 	@touch $(STAMP)
 
 up: $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
-	$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
+	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
 
-test: $(STAMP) ## run the whole test suite against a real PostgreSQL
-	$(PY) -m pytest
+test: $(STAMP) ## run the whole test suite against a real PostgreSQL [TESTS="path -k name"]
+	$(PY) -m pytest $(TESTS)
 
 data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 	$(PY) -m atelier_etl.generate --scale $(SCALE) --seed $(SEED) --out $(DATA) $(if $(DIRTY),--dirty)
 
-load: $(STAMP) ## load CSV files into the databases: DATA=dir [SERVICE=products|qa|reviews]
+load: $(STAMP) ## load CSV files into the databases, then flush the balancers' caches: DATA=dir [SERVICE=products|qa|reviews]
 	$(PY) -m atelier_etl.load --data $(DATA) $(if $(SERVICE),--service $(SERVICE))
 	$(PY) tools/stack.py flush
 
@@ -56,12 +59,12 @@ INFLUX ?=
 loadtest: $(STAMP) ## k6 against the running system: PROFILE=smoke SCRIPT=page-load [INFLUX=1|url]
 	$(PY) tools/loadtest.py run --profile $(PROFILE) --script $(SCRIPT) $(if $(INFLUX),--influx $(INFLUX))
 
-report: $(STAMP) ## (re)write the HTML report of the latest load test
-	$(PY) tools/loadtest.py report
+report: $(STAMP) ## (re)write the HTML report of the latest load test [RUN=.data/loadtest/<run>]
+	$(PY) tools/loadtest.py report $(RUN)
 
-influx: ## start a local InfluxDB for k6 results (data in .data/influx; INFLUX_PORT=8086)
+influx: $(STAMP) ## start a local InfluxDB for k6 results (data in .data/influx; INFLUX_PORT=8086)
 	@command -v influxd >/dev/null || (apt-get update -qq && apt-get install -y -qq influxdb)
-	$(PYTHON) tools/influx.py start
+	$(PY) tools/influx.py start
 
 bench-metrics: $(STAMP) ## what /metrics costs: one worker with and without, wrk (SERVICE=products)
 	$(PY) tools/bench_metrics.py $(or $(SERVICE),products)
@@ -69,5 +72,6 @@ bench-metrics: $(STAMP) ## what /metrics costs: one worker with and without, wrk
 prometheus: $(STAMP) ## start Prometheus (PROMETHEUS_PORT=9090) scraping every instance `make up` started
 	$(PY) tools/prometheus.py
 
-clean: down ## stop everything and delete .data/ (databases, generated data, logs)
+clean: ## stop everything and delete .data/ (databases, generated data, logs) and, as root, the server's folder
+	@if [ -x $(PY) ]; then $(PY) tools/stack.py clean; fi
 	rm -rf .data

@@ -8,12 +8,13 @@ the RPC port INFLUX_RPC_PORT (default INFLUX_PORT + 2), so two can run side by s
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from atelier_common.fleet import pid_alive, stop_pid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,15 +42,6 @@ bind-address = "127.0.0.1:{rpc_port}"
 [continuous_queries]
   enabled = false
 """
-
-
-def pid_alive(pidfile: Path):
-    try:
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, 0)
-        return pid
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return None
 
 
 def answers(port: int) -> bool:
@@ -89,15 +81,8 @@ def start(port: int, rpc_port: int, data: Path, pidfile: Path) -> int:
 
 def stop(pidfile: Path):
     pid = pid_alive(pidfile)
-    if pid:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while pid_alive(pidfile) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if pid_alive(pidfile):
-            os.kill(pid, signal.SIGKILL)
+    if stop_pid(pidfile):
         print(f"[influx] stopped (pid {pid})")
-    pidfile.unlink(missing_ok=True)
 
 
 def main():

@@ -15,13 +15,14 @@ import argparse
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 from atelier_common import fleet
-from atelier_common.localpg import DATA, ROOT, SERVICES, LocalPostgres, database_url, wait_for
+from atelier_common.localpg import (DATA, ROOT, SERVICES, LocalPostgres, LocalPostgresError, database_url,
+                                    server_home, wait_for)
 
 RUN = DATA / "run"
 LOGS = DATA / "logs"
@@ -40,8 +41,11 @@ def database_urls(pg: LocalPostgres) -> dict:
     """Each service's URL: the configured one, or its database on the local server."""
     if any(not os.environ.get(f"{s.upper()}_DATABASE_URL") for s in SERVICES):
         started = pg.start()
+        where = pg.pgdata.relative_to(ROOT)
+        if pg.server_pgdata != pg.pgdata:
+            where = f"{where} -> {pg.server_pgdata}"
         say(f"PostgreSQL {'started' if started else 'already running'} on 127.0.0.1:{pg.port} "
-            f"(data in {pg.pgdata.relative_to(ROOT)})")
+            f"(data in {where})")
     return {service: database_url(service, pg) for service in SERVICES}
 
 
@@ -49,8 +53,8 @@ def ensure_sample_data(scale: str):
     if (SAMPLE / "manifest.csv").exists() or (SAMPLE / "product.csv").exists():
         return
     say(f"generating sample data (scale {scale}) in {SAMPLE.relative_to(ROOT)}")
-    subprocess.run([str(VENV_BIN / "python"), "-m", "atelier_etl.generate", "--scale", scale,
-                    "--out", str(SAMPLE)], check=True)
+    run_logged([str(VENV_BIN / "python"), "-m", "atelier_etl.generate", "--scale", scale,
+                "--out", str(SAMPLE)], LOGS / "generate.log")
 
 
 def prepare_database(service: str, url: str):
@@ -66,18 +70,24 @@ def prepare_database(service: str, url: str):
         apply_schema(url, service)
         say(f"{service}: empty schema created (no loader for this service yet)")
         return
-    say(f"{service}: loading sample data")
+    say(f"{service}: loading sample data (report in {(LOGS / f'load-{service}.log').relative_to(ROOT)})")
     env = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": url})
-    subprocess.run([str(VENV_BIN / "python"), "-m", "atelier_etl.load", "--service", service,
-                    "--data", str(SAMPLE)], check=True, env=env)
+    run_logged([str(VENV_BIN / "python"), "-m", "atelier_etl.load", "--service", service,
+                "--data", str(SAMPLE)], LOGS / f"load-{service}.log", env=env)
 
 
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+class StackError(Exception):
+    """A step failed; the message says which and where its log is."""
+
+
+def run_logged(command, log: Path, **kwargs):
+    """Run a step with its output in `log` (a person needs the outcome, not every line)."""
+    with open(log, "w") as output:
+        result = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, **kwargs)
+    if result.returncode != 0:
+        last = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise StackError(f"{Path(command[0]).name} {' '.join(command[1:3])} failed: {last[0]} "
+                         f"(whole output in {log.relative_to(ROOT)})")
 
 
 def instance_port(service: str, i: int) -> int:
@@ -93,7 +103,26 @@ def balancer_pidfile(service: str) -> Path:
 
 
 def balancer_prefix(service: str) -> Path:
+    """Where a balancer keeps its configuration, cache and logs. Started as root, nginx runs its
+    workers as `nobody`, who cannot enter a private clone (root's home, say): then, as for
+    PostgreSQL, the prefix lives in the server's folder outside the clone, and .data/run/nginx
+    links to it (see ensure_balancer_home)."""
+    if os.geteuid() == 0:
+        return server_home() / "nginx" / service
     return RUN / "nginx" / service
+
+
+def ensure_balancer_home():
+    """As root: .data/run/nginx is a link to the balancers' folder outside the clone."""
+    link = RUN / "nginx"
+    if os.geteuid() != 0 or link.is_symlink():
+        return
+    target = server_home() / "nginx"
+    target.mkdir(parents=True, exist_ok=True)
+    if link.is_dir():  # an earlier layout's prefixes inside the clone: move to the new one
+        fleet.stop_pids([balancer_pidfile(s) for s in SERVICES])
+        shutil.rmtree(link)
+    link.symlink_to(target)
 
 
 def running_instances(service: str) -> dict:
@@ -144,6 +173,7 @@ def up(args):
     RUN.mkdir(parents=True, exist_ok=True)
     LOGS.mkdir(parents=True, exist_ok=True)
     binary = fleet.ensure_nginx(say)
+    ensure_balancer_home()
     pg = LocalPostgres()
     urls = database_urls(pg)
     ensure_sample_data(args.scale)
@@ -153,11 +183,12 @@ def up(args):
         start_instances(service, urls[service], args.instances)
     for service in SERVICES:
         for i in range(args.instances):
-            wait_for(lambda: ready(f"http://127.0.0.1:{instance_port(service, i)}/readyz"), 30,
-                     f"{service} instance {i} /readyz")
+            wait_for(lambda: fleet.ready(f"http://127.0.0.1:{instance_port(service, i)}/readyz"), 30,
+                     f"{service} instance {i} (port {instance_port(service, i)}; log "
+                     f"{(LOGS / f'{service}-{i}.log').relative_to(ROOT)})")
         start_balancer(binary, service, args.instances, args)
     for service in SERVICES:
-        wait_for(lambda: ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30, f"{service} balancer /readyz")
+        wait_for(lambda: fleet.ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30, f"{service} balancer /readyz")
         stop_extra_instances(service, args.instances)
     print()
     print(f"{'service':<10} {'base URL (nginx)':<24} {'instances (gunicorn)':<36} {'database':<32} logs")
@@ -165,19 +196,20 @@ def up(args):
         where = urls[service].rsplit("@", 1)[-1]
         ports = ",".join(str(instance_port(service, i)) for i in range(args.instances))
         print(f"{service:<10} http://127.0.0.1:{PORTS[service]:<8} {'127.0.0.1:' + ports:<36} {where:<32} "
-              f"{LOGS.relative_to(ROOT)}/{service}-*.log, {balancer_prefix(service).relative_to(ROOT)}/")
+              f"{LOGS.relative_to(ROOT)}/{service}-*.log, {(RUN / 'nginx' / service).relative_to(ROOT)}/")
     if any(u.endswith(f":{pg.port}/{s}") for s, u in urls.items()):
         print(f"{'postgres':<10} 127.0.0.1:{pg.port:<14} {'':<36} {str(pg.pgdata.relative_to(ROOT)):<32} "
               f"{pg.logfile.relative_to(ROOT)}")
-    print("\n`make down` stops all of it.")
+    print(f"\nbalancers: cache {'on' if args.cache else 'off'}, write rate limit "
+          f"{f'{args.write_rate_limit}/s per client (burst {2 * args.write_rate_limit})' if args.write_rate_limit else 'off'}"
+          f"; {args.instances} instance(s) per service")
+    print("`make down` stops all of it.")
 
 
 def down(args):
-    for pidfile in sorted(RUN.glob("*.pid")) if RUN.exists() else []:
-        if fleet.stop_pid(pidfile):
-            say(f"{pidfile.stem}: stopped")
-        else:
-            pidfile.unlink(missing_ok=True)
+    """Every process of a pid file in .data/run/, all at once (SIGTERM, SIGKILL after 30 s)."""
+    for pidfile in fleet.stop_pids(sorted(RUN.glob("*.pid")) if RUN.exists() else []):
+        say(f"{pidfile.stem}: stopped")
     pg = LocalPostgres()
     if pg.is_running():
         pg.stop()
@@ -218,6 +250,17 @@ def status(args):
               f"instance pids {report['instances'][s]}")
 
 
+def clean(args):
+    """down, the test server too, and (as root) the server's folder outside the clone."""
+    down(args)
+    test_pg = LocalPostgres(DATA / "pg-test", port=int(os.environ.get("ATELIER_TEST_PG_PORT", "54329")))
+    if test_pg.is_running():
+        test_pg.stop()
+    if test_pg.run_as and server_home().exists():
+        shutil.rmtree(server_home())
+        say(f"deleted {server_home()}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -232,8 +275,14 @@ def main():
     sub.add_parser("flush", help="make every balancer forget its cache (after a load)")
     status_parser = sub.add_parser("status")
     status_parser.add_argument("--json", action="store_true")
+    sub.add_parser("clean")
     args = parser.parse_args()
-    {"up": up, "down": down, "flush": flush, "status": status}[args.command](args)
+    try:
+        {"up": up, "down": down, "flush": flush, "status": status, "clean": clean}[args.command](args)
+    except (LocalPostgresError, StackError, TimeoutError, subprocess.CalledProcessError, OSError) as error:
+        # One line that says what failed and what to do; the details are in the logs it names.
+        say(f"error: {error}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,9 @@ def register_error_handlers(app):
     @app.errorhandler(HTTPException)
     def http_error(error):
         message = {404: "not found", 405: "method not allowed"}.get(error.code, error.name.lower())
-        return error_response(error.code, message)
+        # A 405 says which methods the path has (HTTP requires it; API fuzzers check it).
+        allow = [(k, v) for k, v in error.get_headers() if k == "Allow"]
+        return error_response(error.code, message, headers=allow or None)
 
     @app.errorhandler(Exception)
     def unexpected(error):

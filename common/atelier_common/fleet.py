@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from .localpg import ROOT, wait_for
@@ -62,6 +63,15 @@ def pid_alive(pidfile: Path):
         return None
 
 
+def ready(url: str) -> bool:
+    """True when url answers 200 (within 2 s)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -85,8 +95,10 @@ def start_instance(service: str, port: int, database_url: str, pidfile: Path, lo
 def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile: Path,
                     cache: int = 1, write_rate_limit: int = 10, extra=()):
     """Write the balancer's nginx.conf under prefix (created): (its path, whether it changed)."""
-    prefix = Path(prefix)
+    prefix = Path(prefix).resolve()
     prefix.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        _reachable_by_workers(prefix)
     args = [sys.executable, str(RENDER), "--service", service, "--listen", listen,
             "--cache", str(cache), "--write-rate-limit", str(write_rate_limit),
             "--prefix", str(prefix), "--pid", str(pidfile),
@@ -99,6 +111,16 @@ def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile:
     if changed:
         path.write_text(config)
     return path, changed
+
+
+def _reachable_by_workers(prefix: Path):
+    """Started as root, nginx runs its workers as `nobody`, and they write the cache and temp
+    files under the prefix: every folder above it must let others through (as localpg does for
+    the PostgreSQL server's user)."""
+    for folder in reversed(prefix.parents):
+        mode = folder.stat().st_mode
+        if mode & 0o001 != 0o001:
+            folder.chmod(mode | 0o001)
 
 
 def nginx_check(binary: str, conf: Path):
@@ -121,24 +143,45 @@ def start_balancer(binary: str, conf: Path, pidfile: Path):
     return "started"
 
 
-def stop_pid(pidfile: Path, seconds: float = 30) -> bool:
-    """SIGTERM the process of pidfile (gunicorn: graceful; nginx: fast), SIGKILL after `seconds`."""
-    pid = pid_alive(pidfile)
-    if pid is None:
-        Path(pidfile).unlink(missing_ok=True)
-        return False
-    os.kill(pid, signal.SIGTERM)
+def stop_pids(pidfiles, seconds: float = 30) -> list:
+    """SIGTERM every live process of `pidfiles` at once (gunicorn: graceful; nginx: fast), then
+    SIGKILL what is left after `seconds`. Returns the pid files whose process was stopped."""
+    signalled = {}
+    for pidfile in pidfiles:
+        pid = pid_alive(pidfile)
+        if pid is None:
+            Path(pidfile).unlink(missing_ok=True)
+            continue
+        os.kill(pid, signal.SIGTERM)
+        signalled[pid] = Path(pidfile)
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
+    waiting = set(signalled)
+    while waiting and time.monotonic() < deadline:
+        waiting = {pid for pid in waiting if _running(pid)}
+        if waiting:
+            time.sleep(0.05)
+    for pid in waiting:
         os.kill(pid, signal.SIGKILL)
-    Path(pidfile).unlink(missing_ok=True)
-    return True
+    for pidfile in signalled.values():
+        pidfile.unlink(missing_ok=True)
+    return list(signalled.values())
+
+
+def stop_pid(pidfile: Path, seconds: float = 30) -> bool:
+    return bool(stop_pids([pidfile], seconds))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A daemon's parent is init, which reaps it; a child of ours would linger as a zombie.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def flush_balancer(prefix: Path) -> bool:

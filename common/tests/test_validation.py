@@ -4,13 +4,13 @@ from marshmallow import ValidationError
 from atelier_common.validation import Email, PhotoUrls, StrictBoolean, Text, WholeNumber, path_id
 
 
-@pytest.mark.parametrize("value, expected", [(5, 5), ("5", 5), ("2147483647", 2147483647), (1, 1)])
+@pytest.mark.parametrize("value, expected", [(5, 5), ("5", 5), ("2147483647", 2147483647), (1, 1), (5.0, 5)])
 def test_whole_numbers_take_integers_and_digit_strings(value, expected):
     assert WholeNumber().deserialize(value) == expected
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, "1.5", "abc", True, False, "", " 5", "2147483648",
-                                   2147483648, None, [], "٣"])
+                                   2147483648, None, [], "٣", 2147483648.0, float("nan"), float("inf")])
 def test_whole_numbers_reject_everything_else(value):
     with pytest.raises(ValidationError):
         WholeNumber().deserialize(value)
@@ -34,6 +34,14 @@ def test_text_counts_code_points_and_wants_a_string():
             Text(1, 3).deserialize(bad)
 
 
+@pytest.mark.parametrize("value", ["a\x00b", "a\ud800b"])
+def test_text_postgresql_cannot_store_is_bad_input(value):
+    with pytest.raises(ValidationError):
+        Text(0, 10).deserialize(value)
+    with pytest.raises(ValidationError):
+        PhotoUrls().deserialize([f"https://img.example/{value}"])
+
+
 @pytest.mark.parametrize("value", ["a@b.co", "first.last@gmail.com"])
 def test_emails(value):
     assert Email().deserialize(value) == value
@@ -54,7 +62,8 @@ def test_photo_urls():
 
 def test_path_ids_name_the_field():
     assert path_id("product_id", "42") == 42
-    for bad in ("abc", "0", "-1", "1.5", "2147483648", "99999999999999999999"):
+    assert path_id("product_id", "000000000042") == 42  # as in a query string: up to 12 digits
+    for bad in ("abc", "0", "-1", "1.5", "2147483648", "99999999999999999999", "0000000000042"):
         with pytest.raises(ValidationError) as caught:
             path_id("product_id", bad)
         assert list(caught.value.messages) == ["product_id"]

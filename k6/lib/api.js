@@ -13,8 +13,12 @@ export const BASE = {
 // Route name -> what a good response looks like; `kind` picks the SLO (profiles.js).
 const has = (selector) => (r) => {
   if (r.status >= 300) return false;
-  const value = r.json(selector);
-  return value !== undefined && value !== null;
+  try {
+    const value = r.json(selector);
+    return value !== undefined && value !== null;
+  } catch (notJson) {
+    return false; // a failed check, not an aborted iteration
+  }
 };
 const created = (location) => (r) => r.body === 'Created'
   && new RegExp(`^${location}/\\d+$`).test(r.headers.Location || '');

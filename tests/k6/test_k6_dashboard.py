@@ -68,3 +68,16 @@ def test_influxdb_holds_the_runs_requests_per_endpoint_and_no_url_series(smoke_r
         assert count == summary[f"http_req_duration{{name:{route}}}"]["count"], route
     keys = {row[0] for s in influx_query(influx, 'SHOW TAG KEYS FROM "http_reqs"') for row in s["values"]}
     assert "name" in keys and "run" in keys and "url" not in keys
+
+
+def test_the_provisioned_datasource_is_the_one_the_panels_name():
+    provisioning = ROOT / "infra" / "grafana" / "provisioning"
+    datasources = (provisioning / "datasources" / "datasources.yaml").read_text()
+    uids = set(re.findall(r"^\s+uid: (\S+)$", datasources, re.M))
+    assert {"k6-influxdb", "services-prometheus"} <= uids
+    assert "dbName: k6" in datasources  # the database `make loadtest INFLUX=1` writes
+    used = {p["datasource"]["uid"] for p in DASHBOARD["panels"]} | {
+        v["datasource"]["uid"] for v in DASHBOARD["templating"]["list"]}
+    assert used == {"k6-influxdb"}
+    provider = (provisioning / "dashboards" / "dashboards.yaml").read_text()
+    assert "path: $GRAFANA_DASHBOARDS" in provider
