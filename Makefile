@@ -16,7 +16,7 @@ WRITE_RATE_LIMIT ?= 10
 TESTS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help up down test data load bench clean loadtest report influx chaos soak
+.PHONY: help up down test data load bench clean loadtest report influx chaos soak bench-metrics prometheus
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ report: $(STAMP) ## (re)write the HTML report of the latest load test [RUN=.data
 influx: $(STAMP) ## start a local InfluxDB for k6 results (data in .data/influx; INFLUX_PORT=8086)
 	@command -v influxd >/dev/null || (apt-get update -qq && apt-get install -y -qq influxdb)
 	$(PY) tools/influx.py start
+
+bench-metrics: $(STAMP) ## what /metrics costs: one worker with and without, wrk (SERVICE=products)
+	$(PY) tools/bench_metrics.py $(or $(SERVICE),products)
+
+prometheus: $(STAMP) ## start Prometheus (PROMETHEUS_PORT=9090) scraping every instance `make up` started
+	$(PY) tools/prometheus.py
 
 clean: ## stop everything and delete .data/ (databases, generated data, logs) and, as root, the server's folder
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py clean; fi

@@ -35,7 +35,7 @@ SHARED_COMPONENTS = {
     "parameters": ["page", "count"],
     "headers": ["AccessControlAllowOrigin", "RetryAfter"],
 }
-OPERATIONS_PATHS = ["/healthz", "/readyz", "/openapi.json"]
+OPERATIONS_PATHS = ["/healthz", "/readyz", "/openapi.json", "/metrics"]
 
 
 @pytest.fixture(scope="module", params=SERVICES)

@@ -23,6 +23,8 @@ class Settings:
     # Peers whose X-Forwarded-For names the client (the balancer): comma-separated addresses or
     # networks. From anyone else the header is ignored, so a client cannot pose as another.
     trusted_proxies: str = "127.0.0.1"
+    metrics_enabled: bool = True      # METRICS=0: no /metrics, no per-request counting
+    metrics_flush_seconds: float = 1.0  # how often a worker adds its counts to the shared files
 
 
 def _number(environ, name, default, kind):
@@ -36,6 +38,15 @@ def _number(environ, name, default, kind):
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be positive")
     return value
+
+
+def _switch(environ, name, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in ("0", "1"):
+        raise ConfigError(f"{name}={raw!r} must be 0 or 1")
+    return raw == "1"
 
 
 def database_url_variable(service: str) -> str:
@@ -65,5 +76,7 @@ def load_settings(service: str, environ=None, overrides=None) -> Settings:
         retry_after_seconds=_number(environ, "RETRY_AFTER_SECONDS", Settings.retry_after_seconds, int),
         max_body_bytes=_number(environ, "MAX_BODY_BYTES", Settings.max_body_bytes, int),
         trusted_proxies=environ.get("TRUSTED_PROXIES", Settings.trusted_proxies),
+        metrics_enabled=_switch(environ, "METRICS", Settings.metrics_enabled),
+        metrics_flush_seconds=_number(environ, "METRICS_FLUSH_SECONDS", Settings.metrics_flush_seconds, float),
     )
     return replace(settings, **overrides)

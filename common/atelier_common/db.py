@@ -15,6 +15,7 @@
 """
 import os
 import re
+import time
 from contextlib import contextmanager
 
 import psycopg2
@@ -23,6 +24,8 @@ import psycopg2_pool
 from flask import current_app
 from gevent import Timeout
 from gevent.lock import BoundedSemaphore
+
+from .metrics import TALLY
 
 
 class PoolTimeout(Exception):
@@ -77,10 +80,11 @@ class Statement:
 
 class Pool:
     def __init__(self, dsn: str, maxconn: int, wait_seconds: float, statement_timeout_ms: int,
-                 application_name: str = "atelier", connect_timeout_seconds: float = 2.0):
+                 application_name: str = "atelier", connect_timeout_seconds: float = 2.0, tally=None):
         self.pid = os.getpid()
         self.wait_seconds = wait_seconds
         self.connect_timeout_seconds = connect_timeout_seconds
+        self.tally = tally  # metrics.WorkerTally, or None when metrics are off
         self._slots = BoundedSemaphore(maxconn)
         self._pool = psycopg2_pool.ConnectionPool(
             minconn=0, maxconn=maxconn, idle_timeout=600, dsn=dsn,
@@ -92,8 +96,17 @@ class Pool:
 
     def acquire(self):
         """A connection, waiting at most `wait_seconds` for one to be free (else PoolTimeout)."""
-        if not self._slots.acquire(timeout=self.wait_seconds):
-            raise PoolTimeout()
+        if self._slots.acquire(blocking=False):  # the usual case: no clock needed
+            waited = 0.0
+        else:
+            started = time.perf_counter()
+            if not self._slots.acquire(timeout=self.wait_seconds):
+                if self.tally is not None:
+                    self.tally.pool_timed_out()
+                raise PoolTimeout()
+            waited = time.perf_counter() - started
+        if self.tally is not None:
+            self.tally.pool_waited(waited)
         try:
             if self._pool.idle_connections:  # the usual case: no connect, no timer to arm
                 return self._pool.getconn()
@@ -135,7 +148,8 @@ def get_pool() -> Pool:
         settings = app.config["SETTINGS"]
         pool = Pool(settings.database_url, settings.pool_max, settings.pool_wait_seconds,
                     settings.statement_timeout_ms, application_name=settings.service,
-                    connect_timeout_seconds=settings.connect_timeout_seconds)
+                    connect_timeout_seconds=settings.connect_timeout_seconds,
+                    tally=TALLY if settings.metrics_enabled else None)
         app.extensions["atelier_pool"] = pool
     return pool
 

@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from .db import PoolTimeout
+from .metrics import TALLY
 
 log = logging.getLogger("atelier")
 
@@ -86,6 +87,7 @@ def register_error_handlers(app):
 
     @app.errorhandler(psycopg2.OperationalError)
     def database_unavailable(error):
+        TALLY.database_error(error.__class__.__name__)
         log.error("database unavailable: %s", error.__class__.__name__, exc_info=error)
         return _unavailable()
 
@@ -100,6 +102,8 @@ def register_error_handlers(app):
 
     @app.errorhandler(Exception)
     def unexpected(error):
+        if isinstance(error, psycopg2.Error):
+            TALLY.database_error(error.__class__.__name__)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal server error")
 

@@ -2,7 +2,10 @@
 
 Everything can be overridden from the environment (BIND, WEB_CONCURRENCY, WORKER_CONNECTIONS, …)."""
 import gc
+import glob
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -34,6 +37,49 @@ proc_name = os.environ.get("PROC_NAME", "atelier")
 control_socket_disable = True
 
 
+def on_starting(server):
+    _prepare_metrics_folder(server)
+
+
+def on_exit(server):
+    if getattr(server, "metrics_folder_made", None):
+        shutil.rmtree(server.metrics_folder_made, ignore_errors=True)
+
+
+def child_exit(server, worker):
+    """In the master: a dead worker's in-flight requests are no longer in flight."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker):
+    """In the worker, on its way out: what it counted since its last flush."""
+    from atelier_common.metrics import TALLY
+
+    if TALLY.enabled:
+        TALLY.flush()
+
+
+def _prepare_metrics_folder(server):
+    """prometheus-client's multiprocess mode: the workers of this master share one folder of
+    metric files. PROMETHEUS_MULTIPROC_DIR when given (its old *.db files removed: the counts
+    of a previous run are not ours), else a fresh temporary folder removed at exit. Set before
+    any worker imports prometheus_client, which reads it at import."""
+    if os.environ.get("METRICS") == "0":
+        return
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for stale in glob.glob(os.path.join(folder, "*.db")):
+            os.remove(stale)
+    else:
+        folder = tempfile.mkdtemp(prefix=f"{server.proc_name}-metrics-")
+        server.metrics_folder_made = folder
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+
 def post_fork(server, worker):
     from atelier_common.db import make_green
 
@@ -41,6 +87,9 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
+    from atelier_common.metrics import TALLY
+
+    TALLY.start_flushing()
     _count_requests(worker)
     # Objects created at import time never die: freezing them keeps the collector from
     # rescanning them on every full collection (one source of the latency tail).

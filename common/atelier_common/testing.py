@@ -99,9 +99,9 @@ def _gunicorn_servers():
         """`app`: another WSGI app than the service's (a test's own module); `error_log`: a
         file for gunicorn's --error-logfile, as `make up` gives each instance."""
         port = free_port()
-        environment = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": database_url,
-                                          "WEB_CONCURRENCY": "1", "PROC_NAME": f"atelier-{service}"},
-                           **{k: str(v) for k, v in env.items()})
+        environment = {**os.environ, f"{service.upper()}_DATABASE_URL": database_url,
+                       "WEB_CONCURRENCY": "1", "PROC_NAME": f"atelier-{service}",
+                       **{k: str(v) for k, v in env.items()}}
         log_args = ["--error-logfile", str(error_log)] if error_log else []
         process = subprocess.Popen(
             [os.path.join(os.path.dirname(sys.executable), "gunicorn"),
