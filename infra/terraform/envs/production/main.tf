@@ -1,0 +1,113 @@
+# Production: one VPC; per service (one entry of var.services) its own load balancer (the only
+# public entry), Auto Scaling fleet and PostgreSQL database.
+
+locals {
+  name = "atelier-${var.environment}"
+}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
+
+# Encrypts the CloudWatch log groups (VPC flow logs, WAF logs).
+data "aws_iam_policy_document" "logs_key" {
+  #checkov:skip=CKV_AWS_109:AWS's default key policy: in a key policy "*" is this key, and the account delegates its use to IAM policies.
+  #checkov:skip=CKV_AWS_111:AWS's default key policy: in a key policy "*" is this key, and the account delegates its use to IAM policies.
+  #checkov:skip=CKV_AWS_356:AWS's default key policy: in a key policy "*" is this key, and the account delegates its use to IAM policies.
+  statement {
+    sid       = "AccountAdministersTheKeyThroughIAM"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+  statement {
+    sid       = "CloudWatchLogsUsesIt"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_kms_key" "logs" {
+  description         = "${local.name}: CloudWatch log groups"
+  enable_key_rotation = true
+  policy              = data.aws_iam_policy_document.logs_key.json
+}
+
+module "network" {
+  source = "../../modules/network"
+
+  name            = local.name
+  cidr_block      = var.vpc_cidr_block
+  zones           = var.zones
+  log_kms_key_arn = aws_kms_key.logs.arn
+}
+
+module "load_balancer" {
+  source   = "../../modules/load_balancer"
+  for_each = var.services
+
+  name                = "${local.name}-${each.key}"
+  vpc_id              = module.network.vpc_id
+  vpc_cidr_block      = module.network.vpc_cidr_block
+  public_subnet_ids   = module.network.public_subnet_ids
+  domain_name         = each.value.domain_name
+  certificate_arn     = each.value.certificate_arn
+  deletion_protection = var.protect_from_deletion
+  access_logs_bucket  = var.access_logs_bucket
+  log_kms_key_arn     = aws_kms_key.logs.arn
+}
+
+module "service_fleet" {
+  source   = "../../modules/service_fleet"
+  for_each = var.services
+
+  name                       = "${local.name}-${each.key}"
+  service                    = each.key
+  vpc_id                     = module.network.vpc_id
+  private_subnet_ids         = module.network.private_subnet_ids
+  balancer_security_group_id = module.load_balancer[each.key].security_group_id
+  target_group_arn           = module.load_balancer[each.key].target_group_arn
+  instance_type              = each.value.instance_type
+  min_size                   = each.value.min_instances
+  max_size                   = each.value.max_instances
+  release                    = var.release
+  data_location              = var.data_location
+
+  database = {
+    address                  = module.database[each.key].address
+    client_security_group_id = module.database[each.key].client_security_group_id
+    port                     = module.database[each.key].port
+    name                     = module.database[each.key].database_name
+    runtime_secret_arn       = module.database[each.key].runtime_secret_arn
+    owner_secret_arn         = module.database[each.key].owner_secret_arn
+    kms_key_arn              = module.database[each.key].kms_key_arn
+  }
+
+  gunicorn = {
+    processes   = each.value.gunicorn_processes
+    workers     = each.value.gunicorn_workers
+    db_pool_max = each.value.db_pool_max
+  }
+}
+
+module "database" {
+  source   = "../../modules/database"
+  for_each = var.services
+
+  name                 = "${local.name}-${each.key}"
+  service              = each.key
+  vpc_id               = module.network.vpc_id
+  private_subnet_ids   = module.network.private_subnet_ids
+  instance_class       = each.value.db_instance_class
+  allocated_storage_gb = each.value.db_storage_gb
+  max_connections      = each.value.db_max_connections
+  read_replicas        = each.value.read_replicas
+  deletion_protection  = var.protect_from_deletion
+}
