@@ -24,13 +24,23 @@ $(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/p
 	$(PY) -m pip install --quiet --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
 	@touch $(STAMP)
 
+# The Terraform checks' tools (checkov, shellcheck) in a virtualenv of their own: checkov's many
+# dependencies must not meet the services' pinned ones.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
+$(INFRA_STAMP): infra/terraform/requirements-tools.txt
+	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INFRA_VENV)/bin/python -m pip install --quiet -r infra/terraform/requirements-tools.txt
+	@touch $(INFRA_STAMP)
+
 up: $(STAMP) ## start PostgreSQL, load sample data, start the three services (idempotent)
 	$(PY) tools/stack.py up --scale $(SCALE)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
 
-test: $(STAMP) ## run the whole test suite against a real PostgreSQL
+test: $(STAMP) $(INFRA_STAMP) ## run the whole test suite against a real PostgreSQL
 	$(PY) -m pytest
 
 data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir

@@ -67,6 +67,17 @@ class Costs:
 
 
 @dataclass(frozen=True)
+class Assumptions:
+    """What the model assumes beyond the measurement (all printed with the table)."""
+    utilization: float = 0.6                # the Auto Scaling group's CPU target (cpu_target_percent)
+    vcpu_speed: float = 1.0                 # an AWS vCPU's work in benchmark-machine cores
+    min_instances: int = 2                  # per service, one per zone at least
+    largest_db_class: str = "db.r7g.4xlarge"  # past it, reads move to replicas
+    db_pool_max: int = 10                   # connections per gunicorn worker (DB_POOL_MAX)
+    max_connections: int = 1000             # the database module's default
+
+
+@dataclass(frozen=True)
 class Plan:
     """One service at one target rate."""
     service: str
@@ -134,39 +145,40 @@ def database_layout(vcpus: float, largest: str) -> tuple:
     return largest, math.ceil((vcpus - DB_CLASSES[largest]) / DB_CLASSES[largest])
 
 
-def plan(costs: Costs, total_rate: float, *, utilization=0.6, vcpu_speed=1.0, min_instances=2,
-         largest_db_class="db.r7g.16xlarge", processes_per_vcpu=1, workers=1, db_pool_max=10) -> list:
+def plan(costs: Costs, total_rate: float, assume: Assumptions = Assumptions()) -> list:
     plans = []
+    capacity = assume.utilization * assume.vcpu_speed
     for service in SERVICES:
         rate = total_rate * costs.request_share[service]
-        instance_vcpus = rate * costs.instance_cpu_per_request / (utilization * vcpu_speed)
-        database_vcpus = rate * costs.database_cpu_per_request / (utilization * vcpu_speed)
-        instances = {t: max(min_instances, math.ceil(instance_vcpus / v)) for t, v in INSTANCE_TYPES.items()}
-        # Each gunicorn worker's pool may hold db_pool_max connections (DB_POOL_MAX).
-        connections = {t: n * INSTANCE_TYPES[t] * processes_per_vcpu * workers * db_pool_max
-                       for t, n in instances.items()}
+        instance_vcpus = rate * costs.instance_cpu_per_request / capacity
+        database_vcpus = rate * costs.database_cpu_per_request / capacity
+        instances = {t: max(assume.min_instances, math.ceil(instance_vcpus / v)) for t, v in INSTANCE_TYPES.items()}
+        # One gunicorn worker per vCPU, each with a pool of up to DB_POOL_MAX connections.
+        connections = {t: n * INSTANCE_TYPES[t] * assume.db_pool_max for t, n in instances.items()}
         writes = total_rate * costs.write_share[service]
-        queries = (rate - writes) * (1 - costs.hit_ratio) + writes
-        primary, replicas = database_layout(database_vcpus, largest_db_class)
+        queries = (rate - writes) * (1 - costs.hit_ratio) + writes  # the cache answers GETs only
+        primary, replicas = database_layout(database_vcpus, assume.largest_db_class)
         plans.append(Plan(service, rate, instance_vcpus, instances, database_vcpus, queries, writes,
                           connections, primary, replicas))
     return plans
 
 
-def render(costs: Costs, rates, source: Path, **options) -> str:
+def render(costs: Costs, rates, source, assume: Assumptions = Assumptions()) -> str:
     run = costs.run
     lines = [
         f"Measured: `{source}` ({run.get('mix')} mix, cache {run.get('cache')}, {run.get('instances')} "
-        f"instances, {run['rps']:,.0f} req/s, p99 {run.get('p99_ms')} ms, hit ratio "
+        f"instances, {run['rps']:,.0f} req/s, p99 {run.get('p99_ms')} ms, GET hit ratio "
         f"{costs.hit_ratio:.0%}): {costs.instance_cpu_per_request * 1e3:.3f} ms of instance CPU "
         f"(nginx + gunicorn) and {costs.database_cpu_per_request * 1e3:.3f} ms of PostgreSQL CPU per "
         f"request, i.e. {1 / costs.instance_cpu_per_request:,.0f} req/s per busy instance vCPU. "
         f"Requests: " + ", ".join(f"{s} {costs.request_share[s]:.0%}" for s in SERVICES) + ".",
         "",
-        f"Sized for {options.get('utilization', 0.6):.0%} CPU (the Auto Scaling target), at least "
-        f"{options.get('min_instances', 2)} instances per service, an AWS vCPU = "
-        f"{options.get('vcpu_speed', 1.0)} benchmark core; connections = instances x vCPUs x "
-        f"DB_POOL_MAX {options.get('db_pool_max', 10)} (one gunicorn worker per vCPU).",
+        f"Sized for {assume.utilization:.0%} CPU (the Auto Scaling target), at least "
+        f"{assume.min_instances} instances per service, an AWS vCPU = {assume.vcpu_speed} benchmark "
+        f"core, CPU split between services by their share of requests. DB connections = instances x "
+        f"vCPUs x DB_POOL_MAX {assume.db_pool_max} (one gunicorn worker per vCPU), to keep under "
+        f"max_connections ({assume.max_connections}). Past {assume.largest_db_class} the reads move "
+        f"to replicas of that class.",
         "",
         "| req/s (all services) | service | req/s | instance vCPUs | "
         + " | ".join(f"{t} ({v} vCPU)" for t, v in INSTANCE_TYPES.items())
@@ -174,7 +186,7 @@ def render(costs: Costs, rates, source: Path, **options) -> str:
         "|---:|---|---:|---:|" + "---:|" * len(INSTANCE_TYPES) + "---:|---:|---:|---:|---|",
     ]
     for rate in rates:
-        for p in plan(costs, rate, **options):
+        for p in plan(costs, rate, assume):
             database = p.primary + (f" + {p.replicas} read replica{'s' * (p.replicas > 1)}" if p.replicas else "")
             lines.append(
                 f"| {rate:,} | {p.service} | {p.rate:,.0f} | {p.instance_vcpus:.1f} | "
@@ -199,11 +211,14 @@ def main(argv=None) -> int:
     parser.add_argument("--mix", default="zipf", help="the page-load mix to size for (default zipf)")
     parser.add_argument("--cache", default="warm", help="cache state of the run to use (default warm)")
     parser.add_argument("--rates", default=",".join(map(str, RATES)), help="total req/s, comma-separated")
-    parser.add_argument("--utilization", type=float, default=0.6, help="CPU target (default 0.6 = the ASG's 60%%)")
-    parser.add_argument("--vcpu-speed", type=float, default=1.0, help="an AWS vCPU's speed in benchmark cores")
-    parser.add_argument("--min-instances", type=int, default=2, help="fewest instances per service (default 2)")
-    parser.add_argument("--largest-db-class", default="db.r7g.16xlarge", choices=list(DB_CLASSES),
-                        help="largest primary before read replicas are added")
+    parser.add_argument("--utilization", type=float, default=Assumptions.utilization,
+                        help="CPU target (default 0.6 = the Auto Scaling group's 60%%)")
+    parser.add_argument("--vcpu-speed", type=float, default=Assumptions.vcpu_speed,
+                        help="an AWS vCPU's speed in benchmark cores (default 1.0)")
+    parser.add_argument("--min-instances", type=int, default=Assumptions.min_instances,
+                        help="fewest instances per service (default 2)")
+    parser.add_argument("--largest-db-class", default=Assumptions.largest_db_class, choices=list(DB_CLASSES),
+                        help=f"largest primary before reads move to replicas (default {Assumptions.largest_db_class})")
     args = parser.parse_args(argv)
     try:
         rates = [int(r) for r in args.rates.split(",")]
@@ -213,8 +228,9 @@ def main(argv=None) -> int:
         return 2
     source = args.input.resolve()
     source = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
-    print(render(costs, rates, source, utilization=args.utilization, vcpu_speed=args.vcpu_speed,
-                 min_instances=args.min_instances, largest_db_class=args.largest_db_class))
+    print(render(costs, rates, source, Assumptions(
+        utilization=args.utilization, vcpu_speed=args.vcpu_speed, min_instances=args.min_instances,
+        largest_db_class=args.largest_db_class)))
     return 0
 
 

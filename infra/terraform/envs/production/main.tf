@@ -101,13 +101,14 @@ module "database" {
   source   = "../../modules/database"
   for_each = var.services
 
-  name                 = "${local.name}-${each.key}"
-  service              = each.key
-  vpc_id               = module.network.vpc_id
-  private_subnet_ids   = module.network.private_subnet_ids
-  instance_class       = each.value.db_instance_class
-  allocated_storage_gb = each.value.db_storage_gb
-  max_connections      = each.value.db_max_connections
-  read_replicas        = each.value.read_replicas
-  deletion_protection  = var.protect_from_deletion
+  name                     = "${local.name}-${each.key}"
+  service                  = each.key
+  vpc_id                   = module.network.vpc_id
+  private_subnet_ids       = module.network.private_subnet_ids
+  instance_class           = each.value.db_instance_class
+  allocated_storage_gb     = each.value.db_storage_gb
+  max_connections          = each.value.db_max_connections
+  read_replicas            = each.value.read_replicas
+  runtime_password_version = each.value.runtime_password_version
+  deletion_protection      = var.protect_from_deletion
 }

@@ -55,18 +55,19 @@ variable "services" {
     replicas. Sizes: `python infra/terraform/capacity.py`.
   EOT
   type = map(object({
-    domain_name        = string
-    certificate_arn    = string
-    instance_type      = optional(string, "c7i.large")
-    min_instances      = optional(number, 2)
-    max_instances      = optional(number, 10)
-    db_instance_class  = optional(string, "db.r7g.large")
-    db_storage_gb      = optional(number, 100)
-    db_max_connections = optional(number, 1000)
-    read_replicas      = optional(number, 0)
-    gunicorn_processes = optional(number, 0)
-    gunicorn_workers   = optional(number, 1)
-    db_pool_max        = optional(number, 10)
+    domain_name              = string
+    certificate_arn          = string
+    instance_type            = optional(string, "c7i.large")
+    min_instances            = optional(number, 2)
+    max_instances            = optional(number, 10)
+    db_instance_class        = optional(string, "db.r7g.large")
+    db_storage_gb            = optional(number, 100)
+    db_max_connections       = optional(number, 1000)
+    read_replicas            = optional(number, 0)
+    gunicorn_processes       = optional(number, 0)
+    gunicorn_workers         = optional(number, 1)
+    db_pool_max              = optional(number, 10)
+    runtime_password_version = optional(number, 1) # bump to rotate (README, Rotate)
   }))
 
   validation {
