@@ -9,7 +9,8 @@ import hcl2
 import pytest
 
 TERRAFORM = Path(__file__).resolve().parents[1]
-FOLDERS = ["modules/network", "modules/service_fleet", "modules/load_balancer", "modules/database", "envs/production"]
+FOLDERS = ["modules/network", "modules/service_fleet", "modules/load_balancer", "modules/database", "modules/kms_key",
+           "envs/production"]
 
 SERVICE_MODULES = ("load_balancer", "service_fleet", "database")
 

@@ -5,39 +5,15 @@ locals {
   name = "atelier-${var.environment}"
 }
 
-data "aws_caller_identity" "current" {}
-
 data "aws_region" "current" {}
 
-# Encrypts the CloudWatch log groups (VPC flow logs, WAF logs).
-data "aws_iam_policy_document" "logs_key" {
-  #checkov:skip=CKV_AWS_109:AWS's default key policy: in a key policy "*" is this key, and the account delegates its use to IAM policies.
-  #checkov:skip=CKV_AWS_111:AWS's default key policy: in a key policy "*" is this key, and the account delegates its use to IAM policies.
-  #checkov:skip=CKV_AWS_356:AWS's default key policy: in a key policy "*" is this key, and the account delegates its use to IAM policies.
-  statement {
-    sid       = "AccountAdministersTheKeyThroughIAM"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-  statement {
-    sid       = "CloudWatchLogsUsesIt"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
-    }
-  }
-}
+# Encrypts the environment's CloudWatch log groups (VPC flow logs, WAF logs).
+module "logs_key" {
+  source = "../../modules/kms_key"
 
-resource "aws_kms_key" "logs" {
-  description         = "${local.name}: CloudWatch log groups"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.logs_key.json
+  description        = "${local.name}: CloudWatch log groups"
+  alias              = "${local.name}-logs"
+  service_principals = ["logs.${data.aws_region.current.region}.amazonaws.com"]
 }
 
 module "network" {
@@ -46,7 +22,7 @@ module "network" {
   name            = local.name
   cidr_block      = var.vpc_cidr_block
   zones           = var.zones
-  log_kms_key_arn = aws_kms_key.logs.arn
+  log_kms_key_arn = module.logs_key.arn
 }
 
 module "load_balancer" {
@@ -61,7 +37,7 @@ module "load_balancer" {
   certificate_arn     = each.value.certificate_arn
   deletion_protection = var.protect_from_deletion
   access_logs_bucket  = var.access_logs_bucket
-  log_kms_key_arn     = aws_kms_key.logs.arn
+  log_kms_key_arn     = module.logs_key.arn
 }
 
 module "service_fleet" {

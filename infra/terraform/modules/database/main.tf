@@ -7,33 +7,16 @@
 # instances use, its password generated here as an ephemeral value written to Secrets Manager
 # (never stored in Terraform state) and set in PostgreSQL by the load task.
 
-data "aws_caller_identity" "current" {}
+module "key" {
+  source = "../kms_key"
 
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:AWS's default key policy: in a key policy "*" is this key, and the account delegates its use to IAM policies.
-  #checkov:skip=CKV_AWS_111:AWS's default key policy: in a key policy "*" is this key, and the account delegates its use to IAM policies.
-  #checkov:skip=CKV_AWS_356:AWS's default key policy: in a key policy "*" is this key, and the account delegates its use to IAM policies.
-  statement {
-    sid       = "AccountAdministersTheKeyThroughIAM"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
+  description = "${var.name}: database storage, snapshots, Performance Insights, logs and its secrets"
+  alias       = "${var.name}-database"
+  # CloudWatch Logs encrypts the exported PostgreSQL logs with it.
+  service_principals = ["logs.${data.aws_region.current.region}.amazonaws.com"]
 }
 
-resource "aws_kms_key" "this" {
-  description         = "${var.name}: database storage, snapshots, Performance Insights and its secrets"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.key.json
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-database"
-  target_key_id = aws_kms_key.this.key_id
-}
+data "aws_region" "current" {}
 
 resource "aws_db_subnet_group" "this" {
   name       = var.name
@@ -150,7 +133,7 @@ resource "aws_cloudwatch_log_group" "postgresql" {
   for_each          = toset(concat([var.name], [for i in range(var.read_replicas) : "${var.name}-replica-${i + 1}"]))
   name              = "/aws/rds/instance/${each.key}/postgresql"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.key.arn
 }
 
 locals {
@@ -160,11 +143,11 @@ locals {
     parameter_group_name                  = aws_db_parameter_group.this.name
     vpc_security_group_ids                = [aws_security_group.database.id]
     storage_encrypted                     = true
-    kms_key_id                            = aws_kms_key.this.arn
+    kms_key_id                            = module.key.arn
     monitoring_interval                   = 15
     monitoring_role_arn                   = aws_iam_role.monitoring.arn
     performance_insights_enabled          = true
-    performance_insights_kms_key_id       = aws_kms_key.this.arn
+    performance_insights_kms_key_id       = module.key.arn
     performance_insights_retention_period = 7
     enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
   }
@@ -178,7 +161,7 @@ resource "aws_db_instance" "primary" {
 
   username                            = "${var.service}_owner"
   manage_master_user_password         = true
-  master_user_secret_kms_key_id       = aws_kms_key.this.arn
+  master_user_secret_kms_key_id       = module.key.arn
   iam_database_authentication_enabled = true
 
   instance_class                        = local.instance.instance_class
@@ -252,7 +235,7 @@ ephemeral "random_password" "runtime" {
 resource "aws_secretsmanager_secret" "runtime" {
   name_prefix = "${var.name}-runtime-"
   description = "PostgreSQL role ${var.service} (the running service's least-privilege role)"
-  kms_key_id  = aws_kms_key.this.arn
+  kms_key_id  = module.key.arn
   #checkov:skip=CKV2_AWS_57:Rotated by bumping runtime_password_version, rerunning the load task's role step and refreshing the fleet (README, Rotate); a rotation Lambda would change it under running pools.
 }
 

@@ -30,7 +30,7 @@ output "runtime_secret_arn" {
 
 output "kms_key_arn" {
   description = "The key that encrypts the database and its secrets (readers of the secrets need kms:Decrypt on it)."
-  value       = aws_kms_key.this.arn
+  value       = module.key.arn
 }
 
 output "security_group_id" {
