@@ -65,7 +65,7 @@ def test_one_map_of_services_makes_each_service_its_own_fleet_balancer_and_datab
     fleet = calls["service_fleet"]
     assert fleet["balancer_security_group_id"] == "${module.load_balancer[each.key].security_group_id}"
     assert fleet["target_group_arn"] == "${module.load_balancer[each.key].target_group_arn}"
-    assert fleet["database"]["address"] == "${module.database[each.key].address}"
+    assert fleet["database"] == "${module.database[each.key]}"
     services = production.named("variable")["services"]
     assert "map(object(" in services["type"]
     for field in ("instance_type", "min_instances", "max_instances", "db_instance_class", "read_replicas"):
@@ -109,10 +109,11 @@ def test_database_is_reachable_only_from_its_own_fleet(modules, production):
     assert rule["referenced_security_group_id"] == "${aws_security_group.client.id}"
     assert rule["from_port"] == rule["to_port"] == 5432
     assert not any(key.startswith("cidr") or key == "prefix_list_id" for key in rule)
-    # The client group goes to this service's fleet and nowhere else.
-    assert production.text().count(".client_security_group_id") == 1
-    fleet = production.named("module")["service_fleet"]
-    assert fleet["database"]["client_security_group_id"] == "${module.database[each.key].client_security_group_id}"
+    # The client group goes to this service's fleet and nowhere else: the fleet gets its own
+    # database's outputs, and nothing else in the environment names the group.
+    assert "client_security_group_id" not in production.text()
+    assert production.named("module")["service_fleet"]["database"] == "${module.database[each.key]}"
+    assert "client_security_group_id" in modules["service_fleet"].named("variable")["database"]["type"]
     for name, template in modules["service_fleet"].resources("aws_launch_template").items():
         assert "${var.database.client_security_group_id}" in template["vpc_security_group_ids"]
 

@@ -56,15 +56,7 @@ module "service_fleet" {
   release                    = var.release
   data_location              = var.data_location
 
-  database = {
-    address                  = module.database[each.key].address
-    client_security_group_id = module.database[each.key].client_security_group_id
-    port                     = module.database[each.key].port
-    name                     = module.database[each.key].database_name
-    runtime_secret_arn       = module.database[each.key].runtime_secret_arn
-    owner_secret_arn         = module.database[each.key].owner_secret_arn
-    kms_key_arn              = module.database[each.key].kms_key_arn
-  }
+  database = module.database[each.key] # its outputs are the fleet's database object
 
   gunicorn = {
     processes   = each.value.gunicorn_processes

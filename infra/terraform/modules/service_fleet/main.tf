@@ -182,7 +182,7 @@ resource "aws_launch_template" "task" {
     data_prefix        = var.data_location.prefix
     database_address   = var.database.address
     database_port      = var.database.port
-    database_name      = var.database.name
+    database_name      = var.database.database_name
     runtime_secret_arn = var.database.runtime_secret_arn
     owner_secret_arn   = each.key == "load" ? var.database.owner_secret_arn : ""
     instance_port      = var.instance_port

@@ -104,12 +104,12 @@ variable "data_location" {
 }
 
 variable "database" {
-  description = "The service's database: host, port, name, its client security group, the secrets with its two roles' credentials and the key that encrypts them."
+  description = "The service's database (the database module's outputs): host, port, name, its client security group, the secrets with its two roles' credentials and their key."
   type = object({
     address                  = string
     client_security_group_id = string
     port                     = number
-    name                     = string
+    database_name            = string
     runtime_secret_arn       = string
     owner_secret_arn         = string
     kms_key_arn              = string
