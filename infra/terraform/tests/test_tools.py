@@ -57,9 +57,11 @@ def sample_value(name, task):
     if name in ("database_port", "instance_port", "gunicorn_processes", "gunicorn_workers",
                 "db_pool_max", "nginx_cache", "write_rate_limit"):
         return {"database_port": 5432, "instance_port": 80, "gunicorn_workers": 1, "db_pool_max": 10,
-                "nginx_cache": 1}.get(name, 0)
+                "nginx_cache": 1, "write_rate_limit": 10}.get(name, 0)
     if name == "service":
         return "reviews"
+    if name == "trusted_proxies_cidr":
+        return "10.40.0.0/16"
     return f"sample-{name}"
 
 

@@ -47,6 +47,7 @@ module "service_fleet" {
   name                       = "${local.name}-${each.key}"
   service                    = each.key
   vpc_id                     = module.network.vpc_id
+  vpc_cidr_block             = module.network.vpc_cidr_block
   private_subnet_ids         = module.network.private_subnet_ids
   balancer_security_group_id = module.load_balancer[each.key].security_group_id
   target_group_arn           = module.load_balancer[each.key].target_group_arn

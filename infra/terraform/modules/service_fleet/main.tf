@@ -173,25 +173,26 @@ resource "aws_launch_template" "task" {
   }
 
   user_data = base64encode(templatefile("${path.module}/boot.sh.tftpl", {
-    task               = each.key
-    service            = var.service
-    region             = data.aws_region.current.region
-    release_version    = var.release.version
-    release_bucket     = var.release.bucket
-    data_bucket        = var.data_location.bucket
-    data_prefix        = var.data_location.prefix
-    database_address   = var.database.address
-    database_port      = var.database.port
-    database_name      = var.database.database_name
-    runtime_secret_arn = var.database.runtime_secret_arn
-    owner_secret_arn   = each.key == "load" ? var.database.owner_secret_arn : ""
-    instance_port      = var.instance_port
-    gunicorn_processes = var.gunicorn.processes
-    gunicorn_workers   = var.gunicorn.workers
-    db_pool_max        = var.gunicorn.db_pool_max
-    nginx_packages     = var.nginx.packages
-    nginx_cache        = var.nginx.cache ? 1 : 0
-    write_rate_limit   = var.nginx.write_rate_limit
+    task                 = each.key
+    service              = var.service
+    region               = data.aws_region.current.region
+    release_version      = var.release.version
+    release_bucket       = var.release.bucket
+    data_bucket          = var.data_location.bucket
+    data_prefix          = var.data_location.prefix
+    database_address     = var.database.address
+    database_port        = var.database.port
+    database_name        = var.database.database_name
+    runtime_secret_arn   = var.database.runtime_secret_arn
+    owner_secret_arn     = each.key == "load" ? var.database.owner_secret_arn : ""
+    instance_port        = var.instance_port
+    gunicorn_processes   = var.gunicorn.processes
+    gunicorn_workers     = var.gunicorn.workers
+    db_pool_max          = var.gunicorn.db_pool_max
+    nginx_packages       = var.nginx.packages
+    nginx_cache          = var.nginx.cache ? 1 : 0
+    write_rate_limit     = var.nginx.write_rate_limit
+    trusted_proxies_cidr = var.vpc_cidr_block
   }))
 
   tag_specifications {

@@ -18,6 +18,11 @@ variable "vpc_id" {
   type        = string
 }
 
+variable "vpc_cidr_block" {
+  description = "The VPC's range: nginx trusts X-Forwarded-For only from the balancer's nodes in it."
+  type        = string
+}
+
 variable "private_subnet_ids" {
   description = "Private subnets the instances run in (one per zone)."
   type        = list(string)
@@ -131,7 +136,7 @@ variable "gunicorn" {
 }
 
 variable "nginx" {
-  description = "Instance nginx: Debian packages to install, cache on/off, write rate limit (0: none) passed to infra/nginx/render.py."
+  description = "Instance nginx: Debian packages to install (the template loads the Lua module), cache on/off, writes per second per client (0: no limit), passed to infra/nginx/render.py."
   type = object({
     packages         = string
     cache            = bool
@@ -140,6 +145,6 @@ variable "nginx" {
   default = {
     packages         = "nginx libnginx-mod-http-lua"
     cache            = true
-    write_rate_limit = 0
+    write_rate_limit = 10
   }
 }
