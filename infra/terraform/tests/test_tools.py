@@ -11,6 +11,7 @@ import hcl2
 import pytest
 
 TERRAFORM = Path(__file__).resolve().parents[1]
+ROOT = TERRAFORM.parents[1]
 FLEET = TERRAFORM / "modules" / "service_fleet"
 QUIET_TERRAFORM = dict(os.environ, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1", TF_CLI_CONFIG_FILE="/dev/null")
 
@@ -101,7 +102,7 @@ def test_boot_scripts_are_valid_bash_and_pass_shellcheck(boot_scripts, tool):
 def test_serve_task_runs_the_service_behind_the_fleets_nginx_template(boot_scripts):
     script = boot_scripts["serve"].read_text()
     assert 'SERVICE="reviews"' in script and 'TASK="serve"' in script
-    assert "infra/nginx/render.py --service" in script  # the local fleet's template
+    assert 'python3 "$RELEASE/infra/nginx/render.py" --service' in script  # the local fleet's template
     assert "--upstream" in script and '--cache "$NGINX_CACHE"' in script
     assert "gunicorn -c python:atelier_common.gunicorn_conf $SERVICE:create_app()" in script
     assert 'systemctl enable --now "atelier-gunicorn@$i"' in script
@@ -120,3 +121,23 @@ def test_load_task_loads_as_owner_then_grants_the_runtime_role(boot_scripts):
     assert "shutdown -h now" in script
     sql = (TERRAFORM / "runtime_role.sql").read_text()
     assert "ALTER DEFAULT PRIVILEGES FOR ROLE :\"owner\" GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES" in sql
+
+
+def test_instance_nginx_is_the_fleet_template_and_nginx_accepts_it(boot_scripts, tmp_path):
+    """The serve task's own nginx_config function (with its settings), run against this
+    checkout's infra/nginx/render.py; the real nginx then checks the result."""
+    script = boot_scripts["serve"].read_text()
+    settings = "\n".join(re.findall(r'^[A-Z_]+="[^"]*".*$', script, re.M))
+    function = re.search(r"^nginx_config\(\) \{.*?^\}$", script, re.M | re.S).group(0)
+    prefix, conf = tmp_path / "nginx", tmp_path / "nginx.conf"
+    subprocess.run(["bash", "-euo", "pipefail", "-c",
+                    f'{settings}\nRELEASE="{ROOT}"\nNGINX_PREFIX="{prefix}"\n{function}\nnginx_config 2 > "{conf}"'],
+                   check=True)
+    config = conf.read_text()
+    assert re.search(r"^\s*listen 80 ", config, re.M)
+    assert re.findall(r"server 127\.0\.0\.1:(800\d) ", config) == ["8000", "8001"]
+    assert "set_real_ip_from 10.40.0.0/16;" in config and "keepalive" in config
+    assert "proxy_cache " in config  # the instance cache is on
+    checked = subprocess.run(["nginx", "-t", "-q", "-p", str(prefix), "-c", str(conf)],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
