@@ -21,7 +21,8 @@ import urllib.request
 from pathlib import Path
 
 from atelier_common import fleet
-from atelier_common.localpg import DATA, ROOT, SERVICES, LocalPostgres, database_url, wait_for
+from atelier_common.localpg import (DATA, ROOT, SERVICES, LocalPostgres, database_url,
+                                   owner_database_url, wait_for)
 
 RUN = DATA / "run"
 LOGS = DATA / "logs"
@@ -53,10 +54,12 @@ def ensure_sample_data(scale: str):
                     "--out", str(SAMPLE)], check=True)
 
 
-def prepare_database(service: str, url: str):
-    """Load the sample data into an empty database, or create the empty schema."""
+def prepare_database(service: str, pg: LocalPostgres):
+    """Load the sample data into an empty database, or create the empty schema (as the owner:
+    the service's own role may not create tables)."""
     from atelier_common.schema import apply_schema, has_tables
 
+    url = owner_database_url(service, pg)
     if has_tables(url):
         say(f"{service}: database already has tables, leaving it as it is")
         return
@@ -67,7 +70,7 @@ def prepare_database(service: str, url: str):
         say(f"{service}: empty schema created (no loader for this service yet)")
         return
     say(f"{service}: loading sample data")
-    env = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": url})
+    env = dict(os.environ, **{f"{service.upper()}_OWNER_DATABASE_URL": url})
     subprocess.run([str(VENV_BIN / "python"), "-m", "atelier_etl.load", "--service", service,
                     "--data", str(SAMPLE)], check=True, env=env)
 
@@ -148,7 +151,7 @@ def up(args):
     urls = database_urls(pg)
     ensure_sample_data(args.scale)
     for service in SERVICES:
-        prepare_database(service, urls[service])
+        prepare_database(service, pg)
     for service in SERVICES:
         start_instances(service, urls[service], args.instances)
     for service in SERVICES:

@@ -7,6 +7,11 @@
 - Connections run in autocommit (no BEGIN/COMMIT round trips for reads); writes open an
   explicit transaction with `transaction()`.
 - Statements are prepared once per connection and then EXECUTEd: PostgreSQL plans them once.
+- Faults (docs/reliability.md): a connection found broken (the server restarted, failed over)
+  also drops every idle connection of the pool, which would be just as dead: the next requests
+  open fresh ones instead of each failing once. Opening a connection is bounded in time
+  (`connect_timeout_seconds`: psycogreen's asynchronous connect ignores libpq's own), and TCP
+  keepalives notice a server that vanished without closing its sockets.
 """
 import os
 import re
@@ -16,11 +21,16 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2_pool
 from flask import current_app
+from gevent import Timeout
 from gevent.lock import BoundedSemaphore
 
 
 class PoolTimeout(Exception):
     """No connection became free within the configured wait."""
+
+
+class ConnectTimeout(psycopg2.OperationalError):
+    """The database did not accept a connection in time (answered like any database outage)."""
 
 
 def make_green():
@@ -67,14 +77,17 @@ class Statement:
 
 class Pool:
     def __init__(self, dsn: str, maxconn: int, wait_seconds: float, statement_timeout_ms: int,
-                 application_name: str = "atelier"):
+                 application_name: str = "atelier", connect_timeout_seconds: float = 2.0):
         self.pid = os.getpid()
         self.wait_seconds = wait_seconds
+        self.connect_timeout_seconds = connect_timeout_seconds
         self._slots = BoundedSemaphore(maxconn)
         self._pool = psycopg2_pool.ConnectionPool(
             minconn=0, maxconn=maxconn, idle_timeout=600, dsn=dsn,
             connection_factory=_Connection, application_name=application_name,
             options=f"-c statement_timeout={int(statement_timeout_ms)}",
+            connect_timeout=max(1, round(connect_timeout_seconds)),
+            keepalives=1, keepalives_idle=10, keepalives_interval=2, keepalives_count=3,
         )
 
     def acquire(self):
@@ -82,13 +95,18 @@ class Pool:
         if not self._slots.acquire(timeout=self.wait_seconds):
             raise PoolTimeout()
         try:
-            return self._pool.getconn()
+            if self._pool.idle_connections:  # the usual case: no connect, no timer to arm
+                return self._pool.getconn()
+            with Timeout(self.connect_timeout_seconds, ConnectTimeout):
+                return self._pool.getconn()
         except BaseException:
             self._slots.release()
             raise
 
     def release(self, conn):
         try:
+            if conn.closed:  # broken: the others, idle since before the fault, are dead too
+                self._pool.clear()
             self._pool.putconn(conn)
         finally:
             self._slots.release()
@@ -116,7 +134,8 @@ def get_pool() -> Pool:
     if pool is None or pool.pid != os.getpid():
         settings = app.config["SETTINGS"]
         pool = Pool(settings.database_url, settings.pool_max, settings.pool_wait_seconds,
-                    settings.statement_timeout_ms, application_name=settings.service)
+                    settings.statement_timeout_ms, application_name=settings.service,
+                    connect_timeout_seconds=settings.connect_timeout_seconds)
         app.extensions["atelier_pool"] = pool
     return pool
 

@@ -24,6 +24,8 @@ keepalive = int(os.environ.get("KEEPALIVE", "75"))  # longer than the balancer's
 backlog = int(os.environ.get("BACKLOG", "2048"))
 accesslog = os.environ.get("ACCESS_LOG") or None  # off by default: it costs throughput
 errorlog = os.environ.get("ERROR_LOG", "-")
+# JSON lines, and the services' own `atelier` logger written to the same error log.
+logger_class = "atelier_common.logs.GunicornLogger"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 proc_name = os.environ.get("PROC_NAME", "atelier")
 # gunicorn's control socket has one default path per user: several services (and test servers)

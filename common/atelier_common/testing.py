@@ -4,9 +4,12 @@
   apart from `make up`'s), stopped at the end if the session started it.
 - `database_factory(service)`: a fresh database with the service's schema, copied from a
   template database built once per session (a copy takes milliseconds, a schema seconds).
+  Its URL is the runtime role's (DML only, as in production); `url.owner` is the owner's.
 - `serve(service, database_url, **env)`: the service under real gunicorn + gevent on a free
-  port, for what the Flask test client cannot show (concurrency, the pool, real sockets).
+  port, for what the Flask test client cannot show (concurrency, the pool, real sockets);
+  `serve_module` keeps its servers for a whole test module.
 """
+from contextlib import contextmanager
 import itertools
 import os
 import secrets
@@ -18,6 +21,7 @@ import urllib.request
 import pytest
 
 from atelier_common.localpg import DATA, LocalPostgres, wait_for
+from atelier_common.roles import owner_role
 from atelier_common.schema import apply_schema
 
 
@@ -30,6 +34,16 @@ def postgres():
         pg.stop()
 
 
+class DatabaseUrl(str):
+    """The runtime role's URL (what a service connects with); `.owner` is the owner's URL, for
+    what only the owner may do: loading, schema changes, triggers a test installs."""
+
+    def __new__(cls, url: str, owner: str):
+        value = super().__new__(cls, url)
+        value.owner = owner
+        return value
+
+
 @pytest.fixture(scope="session")
 def database_factory(postgres):
     password = secrets.token_urlsafe(16)
@@ -37,20 +51,24 @@ def database_factory(postgres):
     created = []
     numbers = itertools.count(1)
 
-    def make(service: str) -> str:
-        role = f"{service}_test"
-        postgres.ensure_role(role, password)
+    def make(service: str) -> DatabaseUrl:
+        """A fresh database with the service's schema, under the two roles of roles.py."""
+        runtime, owner = f"{service}_test", owner_role(f"{service}_test")
+        postgres.ensure_role(owner, password)
+        postgres.ensure_role(runtime, password)
         template = f"{service}_template"
         if template not in templates:
             postgres.drop_database(template)
-            postgres.ensure_database(template, role)
-            apply_schema(postgres.url(role, password, template), service)
+            postgres.ensure_database(template, owner)
+            apply_schema(postgres.url(owner, password, template), service)
+            postgres.separate_roles(template, owner, runtime)
             templates.add(template)
         name = f"{service}_test_{os.getpid()}_{next(numbers)}"
         postgres.drop_database(name)
-        postgres.ensure_database(name, role, template=template)
+        postgres.ensure_database(name, owner, template=template)
+        postgres.separate_roles(name, owner, runtime)  # CONNECT is not copied from the template
         created.append(name)
-        return postgres.url(role, password, name)
+        return DatabaseUrl(postgres.url(runtime, password, name), postgres.url(owner, password, name))
 
     yield make
     for name in created + sorted(templates):
@@ -63,9 +81,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def serve():
-    """Start a service under gunicorn; every server started is stopped after the test."""
+@contextmanager
+def _gunicorn_servers():
+    """Start a service under gunicorn; every server started is stopped on exit."""
     processes = []
 
     def start(service: str, database_url: str, **env) -> str:
@@ -93,11 +111,27 @@ def serve():
         return base
 
     start.processes = processes  # the gunicorn masters, for tests that watch their workers
-    yield start
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    try:
+        yield start
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def serve():
+    """`serve(service, database_url, **env)` -> base URL; the servers stop after the test."""
+    with _gunicorn_servers() as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def serve_module():
+    """The same, the servers living as long as the test module."""
+    with _gunicorn_servers() as start:
+        yield start

@@ -3,7 +3,8 @@
 - integers: a JSON integer or a string of decimal digits ("5" is 5); 1.5, "1.5", "abc", true
   are rejected; ids, page and count range from 1 to 2147483647.
 - booleans: true/false or "true"/"false" only.
-- text: a JSON string only; lengths count code points.
+- text: a JSON string only; lengths count code points. PostgreSQL cannot store a NUL character
+  or a lone surrogate, so text holding one is bad input (422), not a server error.
 """
 import re
 
@@ -47,6 +48,17 @@ class StrictBoolean(fields.Field):
         raise ValidationError("Must be true or false.")
 
 
+def storable(value: str) -> bool:
+    """Text PostgreSQL can store: no NUL character, no lone surrogate (valid UTF-8)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Text(fields.Field):
     def __init__(self, min_length=1, max_length=1000, **kwargs):
         super().__init__(**kwargs)
@@ -56,6 +68,8 @@ class Text(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
             raise ValidationError("Must be a string.")
+        if not storable(value):
+            raise ValidationError("Must not contain NUL characters or lone surrogates.")
         if not self.min_length <= len(value) <= self.max_length:
             raise ValidationError(
                 f"Must be from {self.min_length} to {self.max_length} characters long.")
@@ -91,7 +105,8 @@ class PhotoUrls(fields.Field):
         if len(value) > self.maximum:
             raise ValidationError(f"At most {self.maximum} photos.")
         for url in value:
-            if not isinstance(url, str) or len(url) > 2048 or not self.SHAPE.fullmatch(url):
+            if (not isinstance(url, str) or len(url) > 2048 or not self.SHAPE.fullmatch(url)
+                    or not storable(url)):
                 raise ValidationError("Each photo must be an http(s) URL.")
         return value
 
@@ -136,7 +151,10 @@ def load_json_body(schema: Schema, req) -> dict:
     mimetype = req.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise bad_request("Content-Type must be application/json.")
-    body = req.get_json(silent=True)
+    try:
+        body = req.get_json(silent=True)
+    except RecursionError:  # json's C scanner gives up on nesting ~1,000 levels deep
+        raise bad_request("The body is nested too deeply.") from None
     if body is None:
         raise bad_request("The body is not valid JSON.")
     if not isinstance(body, dict):

@@ -47,6 +47,13 @@ def test_unknown_paths_answer_json_404_with_cors(client):
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
+def test_a_wrong_method_answers_405_naming_the_allowed_ones(client):
+    response = client.delete("/products")
+    assert response.status_code == 405
+    assert response.get_json() == {"message": "method not allowed"}
+    assert set(response.headers["Allow"].split(", ")) >= {"GET"}
+
+
 def test_pool_answers_503_with_retry_after_when_every_connection_stays_busy(app, client):
     with app.app_context():
         with get_pool().connection():  # the pool's only connection is now busy
@@ -89,8 +96,8 @@ def test_each_service_answers_under_gunicorn(serve, database_factory):
 def test_each_service_role_reaches_only_its_own_database(postgres):
     import psycopg2
 
-    postgres.ensure_service_database("products", "pw-products")
-    postgres.ensure_service_database("qa", "pw-qa")
+    postgres.ensure_service_database("products", "pw-products", "pw-products-owner")
+    postgres.ensure_service_database("qa", "pw-qa", "pw-qa-owner")
     psycopg2.connect(postgres.url("products", "pw-products", "products")).close()
     with pytest.raises(psycopg2.OperationalError, match="CONNECT privilege"):
         psycopg2.connect(postgres.url("products", "pw-products", "qa"))

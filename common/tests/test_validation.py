@@ -34,6 +34,14 @@ def test_text_counts_code_points_and_wants_a_string():
             Text(1, 3).deserialize(bad)
 
 
+@pytest.mark.parametrize("value", ["a\x00b", "a\ud800b"])
+def test_text_postgresql_cannot_store_is_bad_input(value):
+    with pytest.raises(ValidationError):
+        Text(0, 10).deserialize(value)
+    with pytest.raises(ValidationError):
+        PhotoUrls().deserialize([f"https://img.example/{value}"])
+
+
 @pytest.mark.parametrize("value", ["a@b.co", "first.last@gmail.com"])
 def test_emails(value):
     assert Email().deserialize(value) == value
