@@ -191,3 +191,4 @@ def test_runtime_password_is_generated_and_never_in_state(modules):
     tasks = modules["service_fleet"].named("locals")["tasks"]
     assert tasks["serve"]["secrets"] == ["${var.database.runtime_secret_arn}"]
     assert "${var.database.owner_secret_arn}" in tasks["load"]["secrets"]
+    assert tasks["rotate"]["buckets"] == [] and tasks["serve"]["buckets"] == []  # only the load task reads the data

@@ -68,12 +68,12 @@ def sample_value(name, task):
 
 @pytest.fixture(scope="module")
 def boot_scripts(terraform, tmp_path_factory):
-    """serve and load, rendered by `terraform apply` of a root that only calls templatefile
+    """serve, load and rotate, rendered by `terraform apply` of a root that only calls templatefile
     with the variables main.tf passes (a variable the template uses but main.tf does not pass
     fails the render)."""
     names = boot_variables()
     scripts = {}
-    for task in ("serve", "load"):
+    for task in ("serve", "load", "rotate"):
         root = tmp_path_factory.mktemp(f"boot-{task}")
         variables = {name: sample_value(name, task) for name in names}
         (root / "main.tf").write_text(
@@ -115,12 +115,18 @@ def test_serve_task_runs_the_service_behind_the_fleets_nginx_template(boot_scrip
 
 def test_load_task_loads_as_owner_then_grants_the_runtime_role(boot_scripts):
     script = boot_scripts["load"].read_text()
-    load, grant = script.index("-m atelier_etl.load"), script.index("runtime_role.sql")
-    assert load < grant
+    body = re.search(r"^load\(\) \{.*?^\}$", script, re.M | re.S).group(0)
+    assert body.index("-m atelier_etl.load") < body.index("\n  runtime_role\n")
+    assert '"$RELEASE/infra/terraform/runtime_role.py" "$SERVICE"' in script
     assert 'owner_url=$(database_url "$OWNER_SECRET")' in script
+    assert '"RUNTIME_PASSWORD=$runtime_password"' in script  # in the environment, not on a command line
     assert "shutdown -h now" in script
-    sql = (TERRAFORM / "runtime_role.sql").read_text()
-    assert "ALTER DEFAULT PRIVILEGES FOR ROLE :\"owner\" GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES" in sql
+
+
+def test_rotate_task_only_sets_the_runtime_role(boot_scripts):
+    script = boot_scripts["rotate"].read_text()
+    body = re.search(r"^rotate\(\) \{.*?^\}$", script, re.M | re.S).group(0)
+    assert "runtime_role" in body and "atelier_etl.load" not in body and "shutdown -h now" in body
 
 
 def test_instance_nginx_is_the_fleet_template_and_nginx_accepts_it(boot_scripts, tmp_path):

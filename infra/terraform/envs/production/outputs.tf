@@ -23,9 +23,9 @@ output "autoscaling_groups" {
   value       = { for service, fleet in module.service_fleet : service => fleet.autoscaling_group_name }
 }
 
-output "load_task_launch_templates" {
-  description = "Each service's one-off load task (README: Load the data)."
-  value       = { for service, fleet in module.service_fleet : service => fleet.load_task_launch_template }
+output "task_launch_templates" {
+  description = "Each service's one-off tasks: load (README: Load the data) and rotate (README: Rotate)."
+  value       = { for service, fleet in module.service_fleet : service => fleet.task_launch_templates }
 }
 
 output "private_subnet_ids" {

@@ -51,7 +51,8 @@ resource "aws_vpc_security_group_egress_rule" "web" {
 locals {
   release_object = "arn:aws:s3:::${var.release.bucket}/atelier/atelier-*.tar.gz"
   # What each task may read: a service instance its runtime credentials and the release; the
-  # load task also the owner's credentials and the CSV files.
+  # load task also the owner's credentials and the CSV files; the rotate task (the load task's
+  # role step alone) the owner's credentials but no data.
   tasks = {
     serve = {
       instance_type  = var.instance_type
@@ -68,6 +69,14 @@ locals {
       objects        = [local.release_object, "arn:aws:s3:::${var.data_location.bucket}/${var.data_location.prefix}/*"]
       buckets        = ["arn:aws:s3:::${var.data_location.bucket}"]
       on_shutdown    = "terminate" # the task powers off when done; nothing is left running
+    }
+    rotate = {
+      instance_type  = var.instance_type
+      root_volume_gb = var.root_volume_gb
+      secrets        = [var.database.runtime_secret_arn, var.database.owner_secret_arn]
+      objects        = [local.release_object]
+      buckets        = []
+      on_shutdown    = "terminate"
     }
   }
 }
@@ -184,7 +193,7 @@ resource "aws_launch_template" "task" {
     database_port        = var.database.port
     database_name        = var.database.database_name
     runtime_secret_arn   = var.database.runtime_secret_arn
-    owner_secret_arn     = each.key == "load" ? var.database.owner_secret_arn : ""
+    owner_secret_arn     = each.key == "serve" ? "" : var.database.owner_secret_arn # tasks only
     instance_port        = var.instance_port
     gunicorn_processes   = var.gunicorn.processes
     gunicorn_workers     = var.gunicorn.workers

@@ -8,7 +8,7 @@ output "autoscaling_group_name" {
   value       = aws_autoscaling_group.this.name
 }
 
-output "load_task_launch_template" {
-  description = "Launch template of the one-off load task (README: Load the data)."
-  value       = aws_launch_template.task["load"].name
+output "task_launch_templates" {
+  description = "Launch templates of the one-off tasks: load (README: Load the data) and rotate (README: Rotate)."
+  value       = { load = aws_launch_template.task["load"].name, rotate = aws_launch_template.task["rotate"].name }
 }
