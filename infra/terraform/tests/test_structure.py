@@ -192,3 +192,5 @@ def test_runtime_password_is_generated_and_never_in_state(modules):
     assert tasks["serve"]["secrets"] == ["${var.database.runtime_secret_arn}"]
     assert "${var.database.owner_secret_arn}" in tasks["load"]["secrets"]
     assert tasks["rotate"]["buckets"] == [] and tasks["serve"]["buckets"] == []  # only the load task reads the data
+    assert tasks["serve"]["writes"] == tasks["rotate"]["writes"] == []  # only the load task writes: its rejects
+    assert tasks["load"]["writes"] == ["arn:aws:s3:::${var.data_location.bucket}/rejects/${var.service}/*"]

@@ -60,6 +60,7 @@ locals {
       secrets        = [var.database.runtime_secret_arn]
       objects        = [local.release_object]
       buckets        = []
+      writes         = []
       on_shutdown    = "stop"
     }
     load = {
@@ -68,7 +69,8 @@ locals {
       secrets        = [var.database.runtime_secret_arn, var.database.owner_secret_arn]
       objects        = [local.release_object, "arn:aws:s3:::${var.data_location.bucket}/${var.data_location.prefix}/*"]
       buckets        = ["arn:aws:s3:::${var.data_location.bucket}"]
-      on_shutdown    = "terminate" # the task powers off when done; nothing is left running
+      writes         = ["arn:aws:s3:::${var.data_location.bucket}/rejects/${var.service}/*"] # the rejected rows
+      on_shutdown    = "terminate"                                                           # the task powers off when done; nothing is left running
     }
     rotate = {
       instance_type  = var.instance_type
@@ -76,6 +78,7 @@ locals {
       secrets        = [var.database.runtime_secret_arn, var.database.owner_secret_arn]
       objects        = [local.release_object]
       buckets        = []
+      writes         = []
       on_shutdown    = "terminate"
     }
   }
@@ -114,6 +117,14 @@ data "aws_iam_policy_document" "task" {
     content {
       sid       = "ListTheData"
       actions   = ["s3:ListBucket"]
+      resources = statement.value
+    }
+  }
+  dynamic "statement" {
+    for_each = length(each.value.writes) > 0 ? [each.value.writes] : []
+    content {
+      sid       = "KeepTheRejectedRows"
+      actions   = ["s3:PutObject"]
       resources = statement.value
     }
   }
