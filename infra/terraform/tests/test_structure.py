@@ -194,3 +194,50 @@ def test_runtime_password_is_generated_and_never_in_state(modules):
     assert tasks["rotate"]["buckets"] == [] and tasks["serve"]["buckets"] == []  # only the load task reads the data
     assert tasks["serve"]["writes"] == tasks["rotate"]["writes"] == []  # only the load task writes: its rejects
     assert tasks["load"]["writes"] == ["arn:aws:s3:::${var.data_location.bucket}/rejects/${var.service}/*"]
+
+
+# What `terraform validate` would catch first, checked without the provider: every name used is
+# declared where it is used.
+REFERENCE = re.compile(r"(?<![\w.])(data\.)?(aws_[a-z0-9_]+|random_[a-z0-9_]+)\.([a-z0-9_]+)\b")
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_every_reference_is_declared(folder):
+    from_folder = TERRAFORM / folder
+    text = "\n".join(p.read_text() for p in sorted(from_folder.glob("*.tf")))
+    code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())  # comments may name things
+    declared_variables = set(re.findall(r'^variable "(\w+)"', text, re.M))
+    assert set(re.findall(r"\bvar\.(\w+)", code)) <= declared_variables
+    declared_locals = set(re.findall(r"^  (\w+)\s+=", "\n".join(re.findall(r"^locals \{\n(.*?)^\}", text, re.M | re.S)), re.M))
+    assert set(re.findall(r"\blocal\.(\w+)", code)) <= declared_locals
+    resources = set(re.findall(r'^resource "(\w+)" "(\w+)"', text, re.M))
+    data = set(re.findall(r'^data "(\w+)" "(\w+)"', text, re.M))
+    for is_data, kind, name in REFERENCE.findall(code):
+        assert (kind, name) in (data if is_data else resources), f"{folder}: {is_data}{kind}.{name}"
+    for kind, name in re.findall(r"\bephemeral\.(\w+)\.(\w+)", code):
+        assert f'ephemeral "{kind}" "{name}"' in text
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_module_calls_match_the_modules(folder):
+    """Each module call passes only variables the module declares and every one it requires;
+    each module output used exists."""
+    from_folder = TERRAFORM / folder
+    text = "\n".join(p.read_text() for p in sorted(from_folder.glob("*.tf")))
+    calls = {}
+    for tf in sorted(from_folder.glob("*.tf")):
+        with tf.open() as handle:
+            for entry in hcl2.load(handle).get("module", []):
+                for name, body in entry.items():
+                    calls[name.strip('"')] = body
+    for name, body in calls.items():
+        module = (from_folder / body["source"].strip('"')).resolve()
+        module_text = "\n".join(p.read_text() for p in sorted(module.glob("*.tf")))
+        variables = dict(re.findall(r'^variable "(\w+)" \{\n(.*?)^\}', module_text, re.M | re.S))
+        passed = {k for k in body if not k.startswith("__")} - {"source", "for_each", "count", "depends_on", "providers"}
+        assert passed <= set(variables), (name, passed - set(variables))
+        required = {v for v, spec in variables.items() if not re.search(r"^\s+default\s+=", spec, re.M)}
+        assert required <= passed, (name, required - passed)
+        outputs = set(re.findall(r'^output "(\w+)"', module_text, re.M))
+        used = set(re.findall(rf"\bmodule\.{name}(?:\[[^\]]+\])?\.(\w+)", text))
+        assert used <= outputs, (name, used - outputs)
