@@ -144,6 +144,11 @@ def test_the_balancer_is_the_only_public_entry(modules, production):
         assert "network_interfaces" not in template  # no public address on an instance
     for subnet in modules["network"].resources("aws_subnet").values():
         assert subnet.get("map_public_ip_on_launch", False) is False
+    # /metrics stays inside the VPC.
+    rule = balancer.resource("aws_lb_listener_rule", "private_routes")
+    assert rule["condition"][0]["path_pattern"][0]["values"] == "${var.private_paths}"
+    assert "/metrics" in balancer.named("variable")["private_paths"]["default"]
+    assert rule["action"][0]["fixed_response"][0]["status_code"] == "404"
     # HTTPS only: port 80 redirects.
     listeners = balancer.resources("aws_lb_listener")
     assert listeners["https"]["protocol"] == "HTTPS" and listeners["https"]["port"] == 443

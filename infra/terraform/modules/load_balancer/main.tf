@@ -84,6 +84,28 @@ resource "aws_lb_listener" "https" {
   }
 }
 
+# /metrics (Prometheus text: per-route counts, pool and process figures) is for monitoring
+# inside the VPC, not for the internet; the instances still answer it.
+resource "aws_lb_listener_rule" "private_routes" {
+  listener_arn = aws_lb_listener.https.arn
+  priority     = 1
+
+  condition {
+    path_pattern {
+      values = var.private_paths
+    }
+  }
+
+  action {
+    type = "fixed-response"
+    fixed_response {
+      content_type = "application/json"
+      status_code  = "404"
+      message_body = jsonencode({ message = "not found" })
+    }
+  }
+}
+
 resource "aws_lb_listener" "http_redirect" {
   load_balancer_arn = aws_lb.this.arn
   port              = 80

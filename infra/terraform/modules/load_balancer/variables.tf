@@ -34,6 +34,12 @@ variable "instance_port" {
   default     = 80
 }
 
+variable "private_paths" {
+  description = "Paths the balancer answers 404 itself (operational routes not meant for the internet)."
+  type        = list(string)
+  default     = ["/metrics", "/metrics/"]
+}
+
 variable "ingress_cidrs" {
   description = "Who may reach the balancer (the whole internet for a public API)."
   type        = list(string)
