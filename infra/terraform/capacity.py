@@ -64,6 +64,7 @@ class Costs:
     hit_ratio: float                 # share of requests the instance cache answered
     request_share: dict              # service -> share of all requests
     write_share: dict                # service -> share of all requests that are its writes
+    unknown_requests: int = 0        # requests on routes outside ROUTES (left out of the shares)
 
 
 @dataclass(frozen=True)
@@ -105,24 +106,25 @@ def load_runs(path: Path) -> list:
     return runs
 
 
-def pick_run(runs: list, mix: str, cache: str) -> dict:
-    """The clean run of this mix and cache state with the highest throughput (closest to saturation)."""
-    candidates = [r for r in runs if r.get("mix") == mix and r.get("cache") == cache
-                  and not r.get("errors") and r.get("requests")]
+def pick_run(runs: list, mix: str, cache: str, max_error_rate: float = 0.001) -> dict:
+    """The clean run (errors at most max_error_rate of its requests) of this mix and cache state
+    with the highest throughput: the one closest to saturation."""
+    candidates = [r for r in runs if r.get("mix") == mix and r.get("cache") == cache and r.get("requests")
+                  and (r.get("errors") or 0) <= max_error_rate * r["requests"]]
     if not candidates:
         seen = sorted({(r.get("mix"), r.get("cache")) for r in runs}, key=str)
-        raise BenchmarkError(f"no error-free run with mix={mix} cache={cache}; the file has {seen}")
+        raise BenchmarkError(f"no clean run (errors <= {max_error_rate:.1%}) with mix={mix} cache={cache}; "
+                             f"the file has {seen}")
     return max(candidates, key=lambda r: r["rps"])
 
 
 def measure(run: dict) -> Costs:
     cpu = run["cpu_seconds"]
     requests = run["requests"]
+    known = {route for routes in ROUTES.values() for route in routes}
     counts = {route: figures["requests"] for route, figures in run.get("endpoints", {}).items()}
-    unknown = sorted(set(counts) - {route for routes in ROUTES.values() for route in routes})
-    if unknown:
-        raise BenchmarkError(f"unknown route names {unknown}: the model knows {sorted(r for v in ROUTES.values() for r in v)}")
-    counted = sum(counts.values())
+    unknown = sum(n for route, n in counts.items() if route not in known)  # e.g. "other": 404s
+    counted = sum(n for route, n in counts.items() if route in known)
     if counted <= 0:
         raise BenchmarkError("the run has no per-endpoint request counts")
     request_share = {s: sum(counts.get(r, 0) for r in ROUTES[s]) / counted for s in SERVICES}
@@ -132,7 +134,7 @@ def measure(run: dict) -> Costs:
                  instance_cpu_per_request=(cpu["nginx"] + cpu["instances"]) / requests,
                  database_cpu_per_request=cpu["postgres"] / requests,
                  hit_ratio=run.get("hit_ratio") or 0.0,
-                 request_share=request_share, write_share=write_share)
+                 request_share=request_share, write_share=write_share, unknown_requests=unknown)
 
 
 def database_layout(vcpus: float, largest: str) -> tuple:
@@ -171,7 +173,9 @@ def render(costs: Costs, rates, source, assume: Assumptions = Assumptions()) -> 
         f"{costs.hit_ratio:.0%}): {costs.instance_cpu_per_request * 1e3:.3f} ms of instance CPU "
         f"(nginx + gunicorn) and {costs.database_cpu_per_request * 1e3:.3f} ms of PostgreSQL CPU per "
         f"request, i.e. {1 / costs.instance_cpu_per_request:,.0f} req/s per busy instance vCPU. "
-        f"Requests: " + ", ".join(f"{s} {costs.request_share[s]:.0%}" for s in SERVICES) + ".",
+        f"Requests: " + ", ".join(f"{s} {costs.request_share[s]:.0%}" for s in SERVICES) + "."
+        + (f" ({costs.unknown_requests:,} requests on other routes left out of the shares.)"
+           if costs.unknown_requests else ""),
         "",
         f"Sized for {assume.utilization:.0%} CPU (the Auto Scaling target), at least "
         f"{assume.min_instances} instances per service, an AWS vCPU = {assume.vcpu_speed} benchmark "
@@ -210,6 +214,8 @@ def main(argv=None) -> int:
     parser.add_argument("input", nargs="?", type=Path, default=DEFAULT_INPUT, help="the fleet benchmark's JSON")
     parser.add_argument("--mix", default="zipf", help="the page-load mix to size for (default zipf)")
     parser.add_argument("--cache", default="warm", help="cache state of the run to use (default warm)")
+    parser.add_argument("--max-error-rate", type=float, default=0.001,
+                        help="a run counts if at most this share of its requests failed (default 0.001)")
     parser.add_argument("--rates", default=",".join(map(str, RATES)), help="total req/s, comma-separated")
     parser.add_argument("--utilization", type=float, default=Assumptions.utilization,
                         help="CPU target (default 0.6 = the Auto Scaling group's 60%%)")
@@ -222,7 +228,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         rates = [int(r) for r in args.rates.split(",")]
-        costs = measure(pick_run(load_runs(args.input), args.mix, args.cache))
+        costs = measure(pick_run(load_runs(args.input), args.mix, args.cache, args.max_error_rate))
     except (BenchmarkError, KeyError, TypeError, ValueError) as error:
         print(f"capacity: {error}", file=sys.stderr)
         return 2
