@@ -29,15 +29,16 @@ module "load_balancer" {
   source   = "../../modules/load_balancer"
   for_each = var.services
 
-  name                = "${local.name}-${each.key}"
-  vpc_id              = module.network.vpc_id
-  vpc_cidr_block      = module.network.vpc_cidr_block
-  public_subnet_ids   = module.network.public_subnet_ids
-  domain_name         = each.value.domain_name
-  certificate_arn     = each.value.certificate_arn
-  deletion_protection = var.protect_from_deletion
-  access_logs_bucket  = var.access_logs_bucket
-  log_kms_key_arn     = module.logs_key.arn
+  name                         = "${local.name}-${each.key}"
+  vpc_id                       = module.network.vpc_id
+  vpc_cidr_block               = module.network.vpc_cidr_block
+  public_subnet_ids            = module.network.public_subnet_ids
+  domain_name                  = each.value.domain_name
+  certificate_arn              = each.value.certificate_arn
+  deletion_protection          = var.protect_from_deletion
+  access_logs_bucket           = var.access_logs_bucket
+  requests_per_client_per_5min = var.requests_per_client_per_5min
+  log_kms_key_arn              = module.logs_key.arn
 }
 
 module "service_fleet" {

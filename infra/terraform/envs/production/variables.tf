@@ -42,6 +42,12 @@ variable "access_logs_bucket" {
   default     = null
 }
 
+variable "requests_per_client_per_5min" {
+  description = "WAF limit per client address (a load test from a few addresses needs more, or an exception)."
+  type        = number
+  default     = 20000
+}
+
 variable "protect_from_deletion" {
   description = "Deletion protection on balancers and databases (set false, apply, then destroy)."
   type        = bool
