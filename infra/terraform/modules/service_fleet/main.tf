@@ -1,21 +1,28 @@
 # One service's instances: each runs the released repository (gunicorn under systemd, nginx from
 # infra/nginx/ with its cache and keepalive to the local gunicorns) and answers the balancer's
-# /readyz. A second launch template, from the same boot script, runs the one-off load task.
+# /readyz. Two more launch templates, from the same boot script, run the one-off tasks: load
+# (the ETL) and rotate (the runtime role's new password).
 
 data "aws_region" "current" {}
 
-data "aws_ec2_instance_type" "serve" {
-  instance_type = var.instance_type
+# Each task's instance type decides its architecture, and so its Debian image.
+data "aws_ec2_instance_type" "task" {
+  for_each      = local.tasks
+  instance_type = each.value.instance_type
+}
+
+locals {
+  architecture = { for task, type in data.aws_ec2_instance_type.task : task => contains(type.supported_architectures, "arm64") ? "arm64" : "amd64" }
 }
 
 data "aws_ami" "debian" {
-  count       = var.ami_id == null ? 1 : 0
+  for_each    = var.ami_id == null ? toset(values(local.architecture)) : toset([])
   most_recent = true
   owners      = ["136693071363"] # Debian's official cloud images
 
   filter {
     name   = "name"
-    values = ["debian-12-${contains(data.aws_ec2_instance_type.serve.supported_architectures, "arm64") ? "arm64" : "amd64"}-*"]
+    values = ["debian-12-${each.key}-*"]
   }
 }
 
@@ -51,8 +58,9 @@ resource "aws_vpc_security_group_egress_rule" "web" {
 locals {
   release_object = "arn:aws:s3:::${var.release.bucket}/atelier/atelier-*.tar.gz"
   # What each task may read: a service instance its runtime credentials and the release; the
-  # load task also the owner's credentials and the CSV files; the rotate task (the load task's
-  # role step alone) the owner's credentials but no data.
+  # load task also the owner's credentials and the CSV files, and it may write its rejected rows;
+  # the rotate task (the load task's role step alone) the owner's credentials but no data. The
+  # one-off tasks power off when done and their instances terminate.
   tasks = {
     serve = {
       instance_type  = var.instance_type
@@ -69,8 +77,8 @@ locals {
       secrets        = [var.database.runtime_secret_arn, var.database.owner_secret_arn]
       objects        = [local.release_object, "arn:aws:s3:::${var.data_location.bucket}/${var.data_location.prefix}/*"]
       buckets        = ["arn:aws:s3:::${var.data_location.bucket}"]
-      writes         = ["arn:aws:s3:::${var.data_location.bucket}/rejects/${var.service}/*"] # the rejected rows
-      on_shutdown    = "terminate"                                                           # the task powers off when done; nothing is left running
+      writes         = ["arn:aws:s3:::${var.data_location.bucket}/rejects/${var.service}/*"]
+      on_shutdown    = "terminate"
     }
     rotate = {
       instance_type  = var.instance_type
@@ -161,7 +169,7 @@ resource "aws_launch_template" "task" {
   name        = "${var.name}-${each.key}"
   description = "atelier ${var.service} ${each.key} (release ${var.release.version})"
 
-  image_id                             = coalesce(var.ami_id, try(data.aws_ami.debian[0].id, null))
+  image_id                             = var.ami_id != null ? var.ami_id : data.aws_ami.debian[local.architecture[each.key]].id
   instance_type                        = each.value.instance_type
   instance_initiated_shutdown_behavior = each.value.on_shutdown
   vpc_security_group_ids               = [aws_security_group.instances.id, var.database.client_security_group_id]

@@ -63,7 +63,7 @@ variable "cpu_target_percent" {
 }
 
 variable "ami_id" {
-  description = "AMI to boot (null: the latest official Debian 12 image for the instance type's architecture)."
+  description = "AMI to boot, for every task (null: the latest official Debian 12 image of each task's instance architecture)."
   type        = string
   default     = null
 }
