@@ -1,6 +1,6 @@
 """capacity.py on a fixture with round figures, so that each expected number can be worked out
 by hand (the run it must pick: 100,040 requests of which 40 on no known route, 50.02 s of
-instance CPU (10 nginx + 40.02 gunicorn) and 30.012 s of PostgreSQL CPU, so 0.5 ms and 0.3 ms per
+instance CPU (8 nginx + 40.02 gunicorn + 2 softirq) and 30.012 s of PostgreSQL CPU, so 0.5 ms and 0.3 ms per
 request; of the 100,000 known, products 50%, qa 20% (2% writes), reviews 30% (2% writes); GET
 hit ratio 50%)."""
 import importlib.util
