@@ -10,6 +10,9 @@ SEED ?= 1
 DATA ?= .data/csv/sample
 DIRTY ?=
 SERVICE ?=
+INSTANCES ?= 2
+CACHE ?= 1
+WRITE_RATE_LIMIT ?= 10
 
 .DEFAULT_GOAL := help
 .PHONY: help up down test data load bench clean
@@ -24,8 +27,8 @@ $(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/p
 	$(PY) -m pip install --quiet --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
 	@touch $(STAMP)
 
-up: $(STAMP) ## start PostgreSQL, load sample data, start the three services (idempotent)
-	$(PY) tools/stack.py up --scale $(SCALE)
+up: $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
+	$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
@@ -38,6 +41,7 @@ data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 
 load: $(STAMP) ## load CSV files into the databases: DATA=dir [SERVICE=products|qa|reviews]
 	$(PY) -m atelier_etl.load --data $(DATA) $(if $(SERVICE),--service $(SERVICE))
+	$(PY) tools/stack.py flush
 
 bench: $(STAMP) ## benchmark one service on the loaded data (pgbench + wrk): SERVICE=products|qa|reviews
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

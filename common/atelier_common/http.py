@@ -3,6 +3,8 @@
 A WSGI middleware, so that they hold for every path, including 404s and errors, and cost no
 Flask machinery: one trailing slash is ignored, an OPTIONS preflight is answered 204, and every
 response carries Access-Control-Allow-Origin."""
+import ipaddress
+
 from flask import Response
 
 ALLOW_METHODS = "GET, POST, PUT, OPTIONS"
@@ -34,8 +36,40 @@ class ContractMiddleware:
         return self.wsgi_app(environ, start_with_cors)
 
 
+class ForwardedFor:
+    """REMOTE_ADDR becomes the client named in X-Forwarded-For, but only when the peer is a
+    trusted proxy (TRUSTED_PROXIES): walking the list from the right, every trusted hop is
+    skipped and the first other address is the client. The peer stays in `atelier.peer`."""
+
+    def __init__(self, wsgi_app, trusted: str):
+        self.wsgi_app = wsgi_app
+        self.networks = [ipaddress.ip_network(item.strip(), strict=False)
+                         for item in trusted.split(",") if item.strip()]
+
+    def trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.strip())
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def __call__(self, environ, start_response):
+        peer = environ.get("REMOTE_ADDR", "")
+        environ["atelier.peer"] = peer
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+        if forwarded and self.trusted(peer):
+            for hop in reversed(forwarded.split(",")):
+                hop = hop.strip()
+                if hop and not self.trusted(hop):
+                    environ["REMOTE_ADDR"] = hop
+                    break
+        return self.wsgi_app(environ, start_response)
+
+
 def register_contract_rules(app):
-    app.wsgi_app = ContractMiddleware(app.wsgi_app, app.config["SETTINGS"].cors_allow_origin)
+    settings = app.config["SETTINGS"]
+    app.wsgi_app = ForwardedFor(ContractMiddleware(app.wsgi_app, settings.cors_allow_origin),
+                                settings.trusted_proxies)
 
 
 def json_bytes(body) -> Response:
@@ -43,10 +77,24 @@ def json_bytes(body) -> Response:
     return Response(body, mimetype="application/json")
 
 
-def created(location: str) -> Response:
+# A write names the cached views it changed, for the balancer in front (infra/nginx/README.md):
+# `X-Invalidates: product:12 question:34`. The balancer bumps those keys' versions and removes
+# the header, so clients never see it.
+INVALIDATES = "X-Invalidates"
+
+
+def changed(product_id=None, question_id=None) -> dict:
+    """The X-Invalidates header for a write that changed what a product's or question's views show."""
+    keys = [f"{kind}:{int(value)}" for kind, value in (("product", product_id), ("question", question_id))
+            if value is not None]
+    return {INVALIDATES: " ".join(keys)} if keys else {}
+
+
+def created(location: str, invalidates: dict = None) -> Response:
     """201 with the plain-text body front-ends test for, and the new row in Location."""
-    return Response("Created", status=201, mimetype="text/plain", headers={"Location": location})
+    return Response("Created", status=201, mimetype="text/plain",
+                    headers={"Location": location, **(invalidates or {})})
 
 
-def no_content() -> Response:
-    return Response(status=204)
+def no_content(invalidates: dict = None) -> Response:
+    return Response(status=204, headers=invalidates)

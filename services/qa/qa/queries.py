@@ -86,12 +86,13 @@ VALUES ($1::integer, $2::text, now(), $3::text, $4::text)
 RETURNING id
 """)
 
-# $1 question_id, $2 body, $3 name, $4 email, $5 photo URLs → the new answer's id, or no row
+# $1 question_id, $2 body, $3 name, $4 email, $5 photo URLs → the new answer's id and the
+# question's product (the views the balancer must refresh, http.changed), or no row
 # when the question is unknown or reported (then nothing is written). One statement, so the
 # answer and its photos commit together or not at all; photo ids follow the list's order.
 INSERT_ANSWER = Statement("qa_insert_answer", """
 WITH parent AS (
-    SELECT id FROM question WHERE id = $1::integer AND NOT reported
+    SELECT id, product_id FROM question WHERE id = $1::integer AND NOT reported
 ), new_answer AS (
     INSERT INTO answer (question_id, body, date_written, answerer_name, answerer_email)
     SELECT parent.id, $2::text, now(), $3::text, $4::text FROM parent
@@ -102,23 +103,27 @@ WITH parent AS (
     FROM new_answer, unnest($5::text[]) WITH ORDINALITY AS photo (url, position)
     ORDER BY photo.position
 )
-SELECT id FROM new_answer
+SELECT new_answer.id, parent.product_id FROM new_answer, parent
 """)
 
-# $1 id → the id when the row exists (204), no row otherwise (404). Helpful is one atomic
-# increment: concurrent requests queue on the row lock and none is lost.
+# $1 id → (product_id, question_id) of the row when it exists (204; the views the balancer must
+# refresh, http.changed), no row otherwise (404). Helpful is one atomic increment: concurrent
+# requests queue on the row lock and none is lost. An answer's product comes from its question
+# in the same statement (no second round trip).
 MARK_QUESTION_HELPFUL = Statement("qa_mark_question_helpful", """
-UPDATE question SET helpful = helpful + 1 WHERE id = $1::integer RETURNING id
+UPDATE question SET helpful = helpful + 1 WHERE id = $1::integer RETURNING product_id, id
 """)
 
 REPORT_QUESTION = Statement("qa_report_question", """
-UPDATE question SET reported = true WHERE id = $1::integer RETURNING id
+UPDATE question SET reported = true WHERE id = $1::integer RETURNING product_id, id
 """)
 
-MARK_ANSWER_HELPFUL = Statement("qa_mark_answer_helpful", """
-UPDATE answer SET helpful = helpful + 1 WHERE id = $1::integer RETURNING id
+_ANSWER_SUBJECTS = "(SELECT q.product_id FROM question q WHERE q.id = answer.question_id), question_id"
+
+MARK_ANSWER_HELPFUL = Statement("qa_mark_answer_helpful", f"""
+UPDATE answer SET helpful = helpful + 1 WHERE id = $1::integer RETURNING {_ANSWER_SUBJECTS}
 """)
 
-REPORT_ANSWER = Statement("qa_report_answer", """
-UPDATE answer SET reported = true WHERE id = $1::integer RETURNING id
+REPORT_ANSWER = Statement("qa_report_answer", f"""
+UPDATE answer SET reported = true WHERE id = $1::integer RETURNING {_ANSWER_SUBJECTS}
 """)

@@ -1,9 +1,9 @@
 """The Questions & Answers endpoints: thin views; SQL lives in queries.py, validation in schemas.py."""
 from flask import Blueprint, request
 
-from atelier_common.db import Statement, fetch_value
+from atelier_common.db import Statement, fetch_row, fetch_value
 from atelier_common.errors import not_found
-from atelier_common.http import created, json_bytes, no_content
+from atelier_common.http import changed, created, json_bytes, no_content
 from atelier_common.validation import load_json_body, load_query, path_id
 
 from . import queries, schemas
@@ -28,25 +28,28 @@ def list_answers(question_id):
 def add_question():
     body = load_json_body(schemas.question_body, request)
     new_id = fetch_value(queries.INSERT_QUESTION, (body["product_id"], body["body"], body["name"], body["email"]))
-    return created(f"/qa/questions/{new_id}")
+    return created(f"/qa/questions/{new_id}", changed(product_id=body["product_id"]))
 
 
 @bp.post("/qa/questions/<question_id>/answers")
 def add_answer(question_id):
     question_id = path_id("question_id", question_id)
     body = load_json_body(schemas.answer_body, request)
-    new_id = fetch_value(queries.INSERT_ANSWER,
-                         (question_id, body["body"], body["name"], body["email"], body["photos"]))
-    if new_id is None:
+    row = fetch_row(queries.INSERT_ANSWER,
+                    (question_id, body["body"], body["name"], body["email"], body["photos"]))
+    if row is None:
         raise not_found("question")
-    return created(f"/qa/answers/{new_id}")
+    new_id, product_id = row
+    return created(f"/qa/answers/{new_id}", changed(product_id, question_id))
 
 
 def _mark(statement: Statement, field: str, what: str, raw_id: str):
     """The four PUTs: one UPDATE of an existing row; the request body is never read."""
-    if fetch_value(statement, (path_id(field, raw_id),)) is None:
+    row = fetch_row(statement, (path_id(field, raw_id),))
+    if row is None:
         raise not_found(what)
-    return no_content()
+    product_id, question_id = row
+    return no_content(changed(product_id, question_id))
 
 
 @bp.put("/qa/questions/<question_id>/helpful")

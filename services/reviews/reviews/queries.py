@@ -115,9 +115,10 @@ REBUILD_META = Statement("reviews_rebuild_meta", """
 
 # -- PUT /reviews/:id/helpful, /report --------------------------------------------------------
 
-# $1 = review_id. One atomic increment; no row when the review does not exist.
+# $1 = review_id. One atomic increment; returns the review's product (whose views the balancer
+# must refresh, http.changed), no row when the review does not exist.
 MARK_HELPFUL = Statement("reviews_mark_helpful", """
-    UPDATE review SET helpfulness = helpfulness + 1 WHERE id = $1::integer RETURNING id
+    UPDATE review SET helpfulness = helpfulness + 1 WHERE id = $1::integer RETURNING product_id
 """)
 
 # $1 = review_id. Reports the review unless it was already reported (so a second report

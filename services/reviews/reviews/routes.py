@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 
 from atelier_common.db import fetch_value, transaction
 from atelier_common.errors import not_found
-from atelier_common.http import created, json_bytes, no_content
+from atelier_common.http import changed, created, json_bytes, no_content
 from atelier_common.validation import load_json_body, load_query, path_id
 
 from . import queries, schemas
@@ -50,14 +50,15 @@ def post_review():
             review["name"], review["email"], review["photos"], characteristic_ids,
             list(review["characteristics"].values()))).fetchone()[0]
         queries.REBUILD_META.run(cur, (product_id,))
-    return created(f"/reviews/{review_id}")
+    return created(f"/reviews/{review_id}", changed(product_id))
 
 
 @bp.put("/reviews/<raw_id>/helpful")
 def mark_helpful(raw_id):
-    if fetch_value(queries.MARK_HELPFUL, (path_id("review_id", raw_id),)) is None:
+    product_id = fetch_value(queries.MARK_HELPFUL, (path_id("review_id", raw_id),))
+    if product_id is None:
         raise not_found("review")
-    return no_content()
+    return no_content(changed(product_id))
 
 
 @bp.put("/reviews/<raw_id>/report")
@@ -70,4 +71,5 @@ def report_review(raw_id):
             queries.REBUILD_META.run(cur, (row[0],))
         elif not queries.REVIEW_EXISTS.run(cur, (review_id,)).fetchone()[0]:
             raise not_found("review")
-    return no_content()
+    # A review reported before changes nothing: no view to refresh.
+    return no_content(changed(row[0]) if row is not None else None)

@@ -1,0 +1,180 @@
+"""A service's fleet on one machine: gunicorn instances on private ports behind one nginx
+balancer (rendered by infra/nginx/render.py). Used by `make up` (tools/stack.py) and by the
+fleet tests, which start their own fleets on free ports.
+
+Every process is started as a daemon that writes its pid file; stopping is by pid file only.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .localpg import ROOT, wait_for
+
+RENDER = ROOT / "infra" / "nginx" / "render.py"
+NGINX_MODULES = Path("/usr/lib/nginx/modules")
+NGINX_PACKAGES = ("nginx", "libnginx-mod-http-lua", "libnginx-mod-http-js", "libnginx-mod-http-cache-purge")
+VENV_BIN = Path(sys.executable).parent
+
+
+def nginx_binary():
+    """The nginx executable with the Lua module next to it, or None."""
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found and (NGINX_MODULES / "ngx_http_lua_module.so").exists():
+        return found
+    return None
+
+
+def install_command() -> str:
+    return f"apt-get update && apt-get install -y {' '.join(NGINX_PACKAGES)}"
+
+
+def ensure_nginx(say) -> str:
+    """nginx with its Lua module: installed from Debian's packages when missing and we are root;
+    otherwise the exact command to run is printed and we stop."""
+    binary = nginx_binary()
+    if binary:
+        return binary
+    if os.geteuid() != 0:
+        raise SystemExit(f"nginx (with its Lua module) is missing. Install it as root:\n  {install_command()}")
+    say(f"nginx is missing: {install_command()}")
+    environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=environment)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *NGINX_PACKAGES], check=True, env=environment)
+    # Debian starts its own nginx on install (port 80): the project runs its own instances.
+    subprocess.run(["sh", "-c", "service nginx stop || true"], capture_output=True)
+    binary = nginx_binary()
+    if not binary:
+        raise SystemExit("nginx is still missing after the install")
+    return binary
+
+
+def pid_alive(pidfile: Path):
+    try:
+        pid = int(Path(pidfile).read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_instance(service: str, port: int, database_url: str, pidfile: Path, logfile: Path, **env):
+    """One gunicorn master (and its workers) on 127.0.0.1:port, daemonized, pid in pidfile."""
+    environment = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": database_url,
+                                      "PROC_NAME": f"atelier-{service}-{port}"},
+                       **{key: str(value) for key, value in env.items()})
+    # An instance is the unit of scaling: one worker each unless WEB_CONCURRENCY says otherwise.
+    environment.setdefault("WEB_CONCURRENCY", "1")
+    subprocess.run([
+        str(VENV_BIN / "gunicorn"), "-c", "python:atelier_common.gunicorn_conf",
+        "--bind", f"127.0.0.1:{port}", "--daemon", "--pid", str(pidfile),
+        "--error-logfile", str(logfile), f"{service}:create_app()",
+    ], check=True, env=environment, cwd=ROOT)
+
+
+def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile: Path,
+                    cache: int = 1, write_rate_limit: int = 10, extra=()):
+    """Write the balancer's nginx.conf under prefix (created): (its path, whether it changed)."""
+    prefix = Path(prefix)
+    prefix.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, str(RENDER), "--service", service, "--listen", listen,
+            "--cache", str(cache), "--write-rate-limit", str(write_rate_limit),
+            "--prefix", str(prefix), "--pid", str(pidfile),
+            "--workers", os.environ.get("NGINX_WORKERS", "auto"), *extra]
+    for upstream in upstreams:
+        args += ["--upstream", upstream]
+    config = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    path = prefix / "nginx.conf"
+    changed = not path.exists() or path.read_text() != config
+    if changed:
+        path.write_text(config)
+    return path, changed
+
+
+def nginx_check(binary: str, conf: Path):
+    result = subprocess.run([binary, "-t", "-q", "-p", str(conf.parent), "-c", str(conf)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"nginx rejects {conf}:\n{result.stderr}")
+
+
+def start_balancer(binary: str, conf: Path, pidfile: Path):
+    """Start nginx (it daemonizes; the master writes pidfile), or reload it when it runs."""
+    nginx_check(binary, conf)
+    pid = pid_alive(pidfile)
+    if pid:
+        os.kill(pid, signal.SIGHUP)  # re-reads the configuration; cache and versions are kept
+        return "reloaded"
+    subprocess.run([binary, "-p", str(conf.parent), "-c", str(conf)], check=True,
+                   capture_output=True, text=True)
+    wait_for(lambda: pid_alive(pidfile) is not None, 10, f"nginx {conf}")
+    return "started"
+
+
+def stop_pids(pidfiles, seconds: float = 30) -> list:
+    """SIGTERM every live process of `pidfiles` at once (gunicorn: graceful; nginx: fast), then
+    SIGKILL what is left after `seconds`. Returns the pid files whose process was stopped."""
+    signalled = {}
+    for pidfile in pidfiles:
+        pid = pid_alive(pidfile)
+        if pid is None:
+            Path(pidfile).unlink(missing_ok=True)
+            continue
+        os.kill(pid, signal.SIGTERM)
+        signalled[pid] = Path(pidfile)
+    deadline = time.monotonic() + seconds
+    waiting = set(signalled)
+    while waiting and time.monotonic() < deadline:
+        waiting = {pid for pid in waiting if _running(pid)}
+        if waiting:
+            time.sleep(0.05)
+    for pid in waiting:
+        os.kill(pid, signal.SIGKILL)
+    for pidfile in signalled.values():
+        pidfile.unlink(missing_ok=True)
+    return list(signalled.values())
+
+
+def stop_pid(pidfile: Path, seconds: float = 30) -> bool:
+    return bool(stop_pids([pidfile], seconds))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A daemon's parent is init, which reaps it; a child of ours would linger as a zombie.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def flush_balancer(prefix: Path) -> bool:
+    """POST /flush on the balancer's control socket: every cached view becomes unreachable."""
+    path = Path(prefix) / "control.sock"
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False  # a socket left by a balancer that is gone
+        sock.sendall(b"POST /flush HTTP/1.0\r\nHost: control\r\nContent-Length: 0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return answer.startswith(b"HTTP/1.1 200")

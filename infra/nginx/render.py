@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Render one service's nginx balancer configuration (standard library only: an instance of
+the AWS fleet runs it with the system python3 at boot, `make up` with the project's venv).
+
+    python3 infra/nginx/render.py --service qa --listen 127.0.0.1:3002 \
+        --upstream 127.0.0.1:3111 --upstream 127.0.0.1:3112 [--cache 0|1] \
+        [--write-rate-limit 10] [--prefix DIR] [--pid FILE] [--out FILE]
+
+The template is nginx.conf.template; `{{include conf/x.conf}}` inlines one concern's file and
+`{{name}}` a value computed here, so the output is one complete file. nginx then runs with
+`nginx -p PREFIX -c FILE` (see infra/nginx/README.md).
+"""
+import argparse
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE = HERE / "nginx.conf.template"
+PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)(?P<text>.*?)\{\{(?P<name>[^{}]+)\}\}", re.M)
+
+# How long each service's GET answers are kept. The catalogue changes only with `make load`
+# (which flushes it), so it is kept long; the others change with every write and are kept
+# under a key that also changes every --stale-bound seconds (lua/atelier_cache.lua).
+CATALOGUE = {"cache_valid": "200 404 60m", "cache_inactive": "60m", "keys_zone": "64m", "cache_max_size": "2g"}
+MUTABLE = {"cache_valid": "200 {{stale_bound}}s", "cache_inactive": "10s", "keys_zone": "16m",
+           "cache_max_size": "256m"}
+CACHE_POLICY = {"products": CATALOGUE, "qa": MUTABLE, "reviews": MUTABLE}
+
+
+def render_text(text: str, values: dict) -> str:
+    """Replace each {{name}} and {{include file}}; a multi-line value keeps the indentation of
+    the line it lands on, so the output reads like the template."""
+    def replace(match):
+        indent, before, name = match["indent"], match["text"], match["name"].strip()
+        if name.startswith("include "):
+            value = render_text((HERE / name.split(None, 1)[1]).read_text(), values).rstrip("\n")
+        elif name in values:
+            value = str(values[name])
+        else:
+            raise KeyError(f"the template uses {{{{{name}}}}}, which render.py does not set")
+        lines = value.split("\n")
+        return indent + before + ("\n" + indent).join(lines) if not before else indent + before + value
+
+    previous = None
+    while previous != text:  # an inlined file may itself hold placeholders
+        previous, text = text, PLACEHOLDER.sub(replace, text)
+    return text
+
+
+def optional(enabled: bool, snippet: str, values: dict, reason: str) -> str:
+    return render_text(snippet, values).rstrip("\n") if enabled else f"# {reason}"
+
+
+def values_for(args) -> dict:
+    prefix = Path(args.prefix).resolve()
+    values = {
+        "service": args.service,
+        "listen": args.listen,
+        "upstream_servers": "\n".join(
+            # Passive health check: one failed attempt takes the instance out for 5 s, then one
+            # request probes it again.
+            f"server {address} max_fails=1 fail_timeout=5s;" for address in args.upstream),
+        "prefix": str(prefix),
+        "pid": str(Path(args.pid).resolve()) if args.pid else str(prefix / "nginx.pid"),
+        "access_log": (f"{prefix}/access.log atelier buffer=64k flush=1s" if args.access_log is None
+                       else "off" if args.access_log == "off"
+                       else f"{Path(args.access_log).resolve()} atelier buffer=64k flush=1s"),
+        "modules_dir": args.modules_dir,
+        "lua_dir": str(HERE / "lua"),
+        "workers": args.workers,
+        "max_body": args.max_body,
+        "upstream_timeout": args.upstream_timeout,
+        "stale_bound": args.stale_bound,
+        "cors_origin": args.cors_origin,
+        "write_rate": args.write_rate_limit,
+        "write_burst": 2 * args.write_rate_limit,
+        "real_ip_from": "\n".join(
+            [f"set_real_ip_from {cidr};" for cidr in args.real_ip_from]
+            + ["real_ip_header X-Forwarded-For;", "real_ip_recursive on;"]) if args.real_ip_from
+        else "# (none: clients connect to this balancer directly)",
+        **CACHE_POLICY[args.service],
+    }
+    values["cache_zone"] = optional(args.cache, "{{include conf/cache.conf}}", values,
+                                    "CACHE=0: nothing is cached")
+    values["cache_reads"] = optional(args.cache, "{{include conf/cache_reads.conf}}", values,
+                                     "CACHE=0: every read reaches an instance")
+    values["write_rate_zone"] = optional(args.write_rate_limit > 0, "{{include conf/write_rate_limit.conf}}",
+                                         values, "WRITE_RATE_LIMIT=0: writes are not rate-limited")
+    values["write_limit"] = optional(args.write_rate_limit > 0, "limit_req zone=writes burst={{write_burst}};",
+                                     values, "WRITE_RATE_LIMIT=0: no write rate limit")
+    return values
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--service", required=True, choices=sorted(CACHE_POLICY))
+    parser.add_argument("--listen", required=True, help="port or address:port of the balancer")
+    parser.add_argument("--upstream", action="append", required=True,
+                        help="address:port of one instance (repeat for each)")
+    parser.add_argument("--cache", type=int, choices=(0, 1), default=1)
+    parser.add_argument("--write-rate-limit", type=int, default=10,
+                        help="POST/PUT per second per client (burst twice that); 0 turns it off")
+    parser.add_argument("--prefix", default=".", help="folder for logs, cache, temp files, control socket")
+    parser.add_argument("--pid", help="pid file (default PREFIX/nginx.pid)")
+    parser.add_argument("--access-log", help="access log file, or `off` (default PREFIX/access.log)")
+    parser.add_argument("--workers", default="auto", help="nginx worker processes")
+    parser.add_argument("--max-body", default="64k", help="largest request body (413 above)")
+    parser.add_argument("--stale-bound", type=int, default=1,
+                        help="seconds within which a write made through ANOTHER balancer shows here")
+    parser.add_argument("--upstream-timeout", default="10s",
+                        help="how long an instance may take to answer (then 504, or the next one for a GET)")
+    parser.add_argument("--cors-origin", default="*", help="Access-Control-Allow-Origin of nginx's errors")
+    parser.add_argument("--real-ip-from", action="append", default=[],
+                        help="CIDR of a proxy in front (AWS load balancer) whose X-Forwarded-For is trusted")
+    parser.add_argument("--modules-dir", default="/usr/lib/nginx/modules")
+    parser.add_argument("--out", help="write here instead of stdout")
+    args = parser.parse_args(argv)
+    if args.write_rate_limit < 0:
+        parser.error("--write-rate-limit must be 0 or more")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    config = render_text(TEMPLATE.read_text(), values_for(args))
+    if args.out:
+        Path(args.out).write_text(config)
+    else:
+        sys.stdout.write(config)
+
+
+if __name__ == "__main__":
+    main()
