@@ -15,7 +15,7 @@ CACHE ?= 1
 WRITE_RATE_LIMIT ?= 10
 
 .DEFAULT_GOAL := help
-.PHONY: help up down test data load bench clean
+.PHONY: help up down test data load bench bench-fleet bench-tail clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,14 @@ load: $(STAMP) ## load CSV files into the databases: DATA=dir [SERVICE=products|
 bench: $(STAMP) ## benchmark one service on the loaded data (pgbench + wrk): SERVICE=products|qa|reviews
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tools/bench.py $(SERVICE)
+
+bench-fleet: $(STAMP) ## the page-load mix through the balancers, INSTANCES 1, 2, 4 (docs/bench/README.md)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	flock /tmp/atelier-bench.lock $(PY) tools/bench_fleet.py
+
+bench-tail: $(STAMP) ## each read endpoint's tail through the running balancers (make up CACHE=0 first)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	flock /tmp/atelier-bench.lock $(PY) tools/bench_tail.py
 
 clean: down ## stop everything and delete .data/ (databases, generated data, logs)
 	rm -rf .data

@@ -176,11 +176,9 @@ def up(args):
 
 
 def down(args):
-    for pidfile in sorted(RUN.glob("*.pid")) if RUN.exists() else []:
-        if fleet.stop_pid(pidfile):
-            say(f"{pidfile.stem}: stopped")
-        else:
-            pidfile.unlink(missing_ok=True)
+    """Every process of a pid file in .data/run/, all at once (SIGTERM, SIGKILL after 30 s)."""
+    for pidfile in fleet.stop_pids(sorted(RUN.glob("*.pid")) if RUN.exists() else []):
+        say(f"{pidfile.stem}: stopped")
     pg = LocalPostgres()
     if pg.is_running():
         pg.stop()

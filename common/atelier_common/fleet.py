@@ -121,24 +121,45 @@ def start_balancer(binary: str, conf: Path, pidfile: Path):
     return "started"
 
 
-def stop_pid(pidfile: Path, seconds: float = 30) -> bool:
-    """SIGTERM the process of pidfile (gunicorn: graceful; nginx: fast), SIGKILL after `seconds`."""
-    pid = pid_alive(pidfile)
-    if pid is None:
-        Path(pidfile).unlink(missing_ok=True)
-        return False
-    os.kill(pid, signal.SIGTERM)
+def stop_pids(pidfiles, seconds: float = 30) -> list:
+    """SIGTERM every live process of `pidfiles` at once (gunicorn: graceful; nginx: fast), then
+    SIGKILL what is left after `seconds`. Returns the pid files whose process was stopped."""
+    signalled = {}
+    for pidfile in pidfiles:
+        pid = pid_alive(pidfile)
+        if pid is None:
+            Path(pidfile).unlink(missing_ok=True)
+            continue
+        os.kill(pid, signal.SIGTERM)
+        signalled[pid] = Path(pidfile)
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
+    waiting = set(signalled)
+    while waiting and time.monotonic() < deadline:
+        waiting = {pid for pid in waiting if _running(pid)}
+        if waiting:
+            time.sleep(0.05)
+    for pid in waiting:
         os.kill(pid, signal.SIGKILL)
-    Path(pidfile).unlink(missing_ok=True)
-    return True
+    for pidfile in signalled.values():
+        pidfile.unlink(missing_ok=True)
+    return list(signalled.values())
+
+
+def stop_pid(pidfile: Path, seconds: float = 30) -> bool:
+    return bool(stop_pids([pidfile], seconds))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A daemon's parent is init, which reaps it; a child of ours would linger as a zombie.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def flush_balancer(prefix: Path) -> bool:

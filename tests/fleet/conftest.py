@@ -5,6 +5,7 @@ infra/nginx/render.py, on free ports, against the test PostgreSQL (independent o
 `fleet.add_balancer(cache=1, write_rate_limit=0, **render_options)` puts an nginx in front.
 Every process started by a test (or module) is stopped afterwards, by pid file."""
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -70,17 +71,14 @@ class Balancer:
             request_path = line.split('"')[1].split()[1]
             if not request_path.startswith(path_start):
                 continue
-            for field in line.split():
-                if field.startswith("up="):
-                    address = field[3:]
-                    counts[address] = counts.get(address, 0) + 1
+            # "up=a" or, when the first instance failed and the next one answered, "up=a, b"
+            address = re.search(r" up=(.*?) cache=", line)[1]
+            counts[address] = counts.get(address, 0) + 1
         return counts
 
     def flush(self) -> bool:
         return fleet_tools.flush_balancer(self.prefix)
 
-    def stop(self):
-        fleet_tools.stop_pid(self.pidfile, seconds=10)
 
 
 class Fleet:
@@ -124,12 +122,11 @@ class Fleet:
         self.pidfiles[i].unlink(missing_ok=True)
 
     def stop(self):
-        for balancer in self.balancers:
-            balancer.stop()
+        fleet_tools.stop_pids([balancer.pidfile for balancer in self.balancers], seconds=10)
         for i, pidfile in enumerate(self.pidfiles):
             if fleet_tools.pid_alive(pidfile):
                 self.signal_instance(i, signal.SIGCONT)  # a frozen instance cannot stop
-            fleet_tools.stop_pid(pidfile, seconds=10)
+        fleet_tools.stop_pids(self.pidfiles, seconds=10)
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,39 @@
+"""X-Forwarded-For names the client only when the peer is a trusted proxy (TRUSTED_PROXIES)."""
+import pytest
+
+from atelier_common.config import load_settings
+from atelier_common.http import ForwardedFor
+
+
+def client_address(trusted: str, peer: str, forwarded=None) -> str:
+    seen = {}
+
+    def app(environ, start_response):
+        seen["client"], seen["peer"] = environ["REMOTE_ADDR"], environ["atelier.peer"]
+        return []
+
+    environ = {"REMOTE_ADDR": peer}
+    if forwarded is not None:
+        environ["HTTP_X_FORWARDED_FOR"] = forwarded
+    ForwardedFor(app, trusted)(environ, lambda *args: None)
+    assert seen["peer"] == peer
+    return seen["client"]
+
+
+@pytest.mark.parametrize("trusted,peer,forwarded,client", [
+    ("127.0.0.1", "127.0.0.1", "203.0.113.9", "203.0.113.9"),            # through the balancer
+    ("127.0.0.1", "198.51.100.7", "203.0.113.9", "198.51.100.7"),       # straight, forged: ignored
+    ("127.0.0.1", "127.0.0.1", None, "127.0.0.1"),                      # the balancer's own request
+    ("10.0.0.0/16", "10.0.3.4", "1.2.3.4, 203.0.113.9, 10.0.1.1", "203.0.113.9"),  # ALB then nginx
+    ("127.0.0.1", "127.0.0.1", "forged, 203.0.113.9", "203.0.113.9"),   # only the hops we trust
+    ("127.0.0.1,::1", "::1", "2001:db8::1", "2001:db8::1"),
+])
+def test_forwarded_for_trusted_only_from_trusted_proxies(trusted, peer, forwarded, client):
+    assert client_address(trusted, peer, forwarded) == client
+
+
+def test_trusted_proxies_setting_defaults_to_the_local_balancer():
+    settings = load_settings("qa", environ={"QA_DATABASE_URL": "postgresql://x/qa"})
+    assert settings.trusted_proxies == "127.0.0.1"
+    settings = load_settings("qa", environ={"QA_DATABASE_URL": "postgresql://x/qa", "TRUSTED_PROXIES": "10.0.0.0/16"})
+    assert settings.trusted_proxies == "10.0.0.0/16"
