@@ -107,15 +107,21 @@ def load_runs(path: Path) -> list:
     return runs
 
 
-def pick_run(runs: list, mix: str, cache: str, max_error_rate: float = 0.001) -> dict:
-    """The clean run (errors at most max_error_rate of its requests) of this mix and cache state
-    with the highest throughput: the one closest to saturation."""
-    candidates = [r for r in runs if r.get("mix") == mix and r.get("cache") == cache and r.get("requests")
-                  and (r.get("errors") or 0) <= max_error_rate * r["requests"]]
+def clean_runs(runs: list, mix: str, cache: str, max_error_rate: float = 0.001) -> list:
+    """The runs of this mix and cache state whose errors are at most max_error_rate of their requests."""
+    return [r for r in runs if r.get("mix") == mix and r.get("cache") == cache and r.get("requests")
+            and (r.get("errors") or 0) <= max_error_rate * r["requests"]]
+
+
+def pick_run(runs: list, mix: str, cache: str, max_error_rate: float = 0.001, instances=None) -> dict:
+    """The clean run of this mix and cache state with the highest throughput (the least CPU per
+    request), or the one with the given number of local instances."""
+    candidates = [r for r in clean_runs(runs, mix, cache, max_error_rate)
+                  if instances is None or r.get("instances") == instances]
     if not candidates:
         seen = sorted({(r.get("mix"), r.get("cache")) for r in runs}, key=str)
-        raise BenchmarkError(f"no clean run (errors <= {max_error_rate:.1%}) with mix={mix} cache={cache}; "
-                             f"the file has {seen}")
+        raise BenchmarkError(f"no clean run (errors <= {max_error_rate:.1%}) with mix={mix} cache={cache}"
+                             + (f" instances={instances}" if instances is not None else "") + f"; the file has {seen}")
     return max(candidates, key=lambda r: r["rps"])
 
 
@@ -168,11 +174,23 @@ def plan(costs: Costs, total_rate: float, assume: Assumptions = Assumptions()) -
     return plans
 
 
-def render(costs: Costs, rates, source, assume: Assumptions = Assumptions()) -> str:
+def render(costs: Costs, rates, source, assume: Assumptions = Assumptions(), others=()) -> str:
     run = costs.run
-    lines = [
-        f"Measured: `{source}` ({run.get('mix')} mix, cache {run.get('cache')}, {run.get('instances')} "
-        f"instances, {run['rps']:,.0f} req/s, p99 {run.get('p99_ms')} ms, GET hit ratio "
+    lines = []
+    if len(others) > 1:  # the spread between the runs the model could have used
+        lines += ["Clean runs of this mix and cache state (CPU ms per request):", "",
+                  "| local instances per service | req/s | p99 ms | instance CPU | PostgreSQL CPU | used |",
+                  "|---:|---:|---:|---:|---:|---|"]
+        for other in sorted(others, key=lambda r: r.get("instances") or 0):
+            c = measure(other)
+            lines.append(f"| {other.get('instances')} | {other['rps']:,.0f} | {other.get('p99_ms')} | "
+                         f"{c.instance_cpu_per_request * 1e3:.3f} | {c.database_cpu_per_request * 1e3:.3f} | "
+                         f"{'yes' if other is run else ''} |")
+        lines.append("")
+    instances = run.get("instances")
+    lines += [
+        f"Measured: `{source}` ({run.get('mix')} mix, cache {run.get('cache')}, {instances} local "
+        f"instance{'' if instances == 1 else 's'} per service, {run['rps']:,.0f} req/s, p99 {run.get('p99_ms')} ms, GET hit ratio "
         f"{costs.hit_ratio:.0%}): {costs.instance_cpu_per_request * 1e3:.3f} ms of instance CPU "
         f"(nginx + gunicorn + kernel network time) and {costs.database_cpu_per_request * 1e3:.3f} ms of PostgreSQL CPU per "
         f"request, i.e. {1 / costs.instance_cpu_per_request:,.0f} req/s per busy instance vCPU. "
@@ -219,6 +237,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", default="warm", help="cache state of the run to use (default warm)")
     parser.add_argument("--max-error-rate", type=float, default=0.001,
                         help="a run counts if at most this share of its requests failed (default 0.001)")
+    parser.add_argument("--instances", type=int, help="size from the run with this many local instances "
+                        "(default: the clean run with the highest throughput)")
     parser.add_argument("--rates", default=",".join(map(str, RATES)), help="total req/s, comma-separated")
     parser.add_argument("--utilization", type=float, default=Assumptions.utilization,
                         help="CPU target (default 0.6 = the Auto Scaling group's 60%%)")
@@ -231,7 +251,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         rates = [int(r) for r in args.rates.split(",")]
-        costs = measure(pick_run(load_runs(args.input), args.mix, args.cache, args.max_error_rate))
+        runs = load_runs(args.input)
+        costs = measure(pick_run(runs, args.mix, args.cache, args.max_error_rate, args.instances))
+        others = clean_runs(runs, args.mix, args.cache, args.max_error_rate)
     except (BenchmarkError, KeyError, TypeError, ValueError) as error:
         print(f"capacity: {error}", file=sys.stderr)
         return 2
@@ -239,7 +261,7 @@ def main(argv=None) -> int:
     source = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
     print(render(costs, rates, source, Assumptions(
         utilization=args.utilization, vcpu_speed=args.vcpu_speed, min_instances=args.min_instances,
-        largest_db_class=args.largest_db_class)))
+        largest_db_class=args.largest_db_class), others))
     return 0
 
 

@@ -5,6 +5,7 @@ request; of the 100,000 known, products 50%, qa 20% (2% writes), reviews 30% (2%
 hit ratio 50%)."""
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,11 +84,22 @@ def test_more_traffic_never_needs_fewer_instances(capacity, costs):
 
 def test_the_command_prints_the_table_for_the_three_rates():
     result = subprocess.run([sys.executable, str(SCRIPT), str(FIXTURE)], capture_output=True, text=True, check=True)
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    rows = [line for line in result.stdout.splitlines() if re.match(r"\| [\d,]+ \| (products|qa|reviews) \|", line)]
     assert len(rows) == 9  # 3 rates x 3 services
     assert rows[0].startswith("| 1,000 | products | 500 |") and rows[-1].startswith("| 50,000 | reviews | 15,000 |")
     assert "reviews: reviews_post, reviews_helpful, reviews_report" in result.stdout
     assert "products: none (read-only API)" in result.stdout
+
+
+def test_the_spread_of_clean_runs_is_shown_and_another_run_can_be_chosen():
+    result = subprocess.run([sys.executable, str(SCRIPT), str(FIXTURE)], capture_output=True, text=True, check=True)
+    spread = [line for line in result.stdout.splitlines() if re.match(r"\| [248] \| [\d,]+ \| ", line)]
+    # The two clean zipf/warm runs (not the one with errors); the faster one is used.
+    assert spread == ["| 2 | 1,500 | 25.0 | 1.000 | 0.600 |  |", "| 4 | 2,000 | 25.0 | 0.500 | 0.300 | yes |"]
+    chosen = subprocess.run([sys.executable, str(SCRIPT), str(FIXTURE), "--instances", "2"],
+                            capture_output=True, text=True, check=True)
+    assert "2 local instances per service, 1,500 req/s" in chosen.stdout
+    assert "| 10,000 | products | 5,000 | 8.3 | 5 | 3 | 2 |" in chosen.stdout  # twice the CPU per request
 
 
 def test_a_file_without_the_mix_is_refused_with_a_reason(tmp_path):
