@@ -120,20 +120,18 @@ data "aws_iam_policy_document" "task" {
     actions   = ["s3:GetObject"]
     resources = each.value.objects
   }
+  # The load task's extras, each only where the task has resources for it.
   dynamic "statement" {
-    for_each = length(each.value.buckets) > 0 ? [each.value.buckets] : []
-    content {
-      sid       = "ListTheData"
-      actions   = ["s3:ListBucket"]
-      resources = statement.value
+    for_each = {
+      for sid, grant in {
+        ListTheData         = { actions = ["s3:ListBucket"], resources = each.value.buckets }
+        KeepTheRejectedRows = { actions = ["s3:PutObject"], resources = each.value.writes }
+      } : sid => grant if length(grant.resources) > 0
     }
-  }
-  dynamic "statement" {
-    for_each = length(each.value.writes) > 0 ? [each.value.writes] : []
     content {
-      sid       = "KeepTheRejectedRows"
-      actions   = ["s3:PutObject"]
-      resources = statement.value
+      sid       = statement.key
+      actions   = statement.value.actions
+      resources = statement.value.resources
     }
   }
 }
