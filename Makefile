@@ -16,7 +16,7 @@ WRITE_RATE_LIMIT ?= 10
 TESTS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help up down test data load bench clean loadtest report influx chaos soak bench-metrics prometheus
+.PHONY: help up down test data load bench clean loadtest report influx chaos soak bench-metrics prometheus bench-fleet bench-tail
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,13 +30,23 @@ $(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/p
 	@$(PY) -m pip install --quiet --no-build-isolation --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
 	@touch $(STAMP)
 
+# The Terraform checks' tools (checkov, shellcheck) in a virtualenv of their own: checkov's many
+# dependencies must not meet the services' pinned ones.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
+$(INFRA_STAMP): infra/terraform/requirements-tools.txt
+	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INFRA_VENV)/bin/python -m pip install --quiet -r infra/terraform/requirements-tools.txt
+	@touch $(INFRA_STAMP)
+
 up: $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
 	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
 
-test: $(STAMP) ## run the whole test suite against a real PostgreSQL [TESTS="path -k name"]
+test: $(STAMP) $(INFRA_STAMP) ## run the whole test suite against a real PostgreSQL [TESTS="path -k name"]
 	$(PY) -m pytest $(TESTS)
 
 chaos: $(STAMP) ## fault tests only (database down, slow, read-only, shutdown; also in make test)
@@ -77,6 +87,14 @@ bench-metrics: $(STAMP) ## what /metrics costs: one worker with and without, wrk
 
 prometheus: $(STAMP) ## start Prometheus (PROMETHEUS_PORT=9090) scraping every instance `make up` started
 	$(PY) tools/prometheus.py
+
+bench-fleet: $(STAMP) ## the page-load mix through the balancers, INSTANCES 1, 2, 4 (docs/bench/README.md)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	flock /tmp/atelier-bench.lock $(PY) tools/bench_fleet.py
+
+bench-tail: $(STAMP) ## each read endpoint's tail through the running balancers (make up CACHE=0 first)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	flock /tmp/atelier-bench.lock $(PY) tools/bench_tail.py
 
 clean: ## stop everything and delete .data/ (databases, generated data, logs) and, as root, the server's folder
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py clean; fi
