@@ -16,10 +16,10 @@ WRITE_RATE_LIMIT ?= 10
 TESTS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help up down test data load bench clean loadtest report influx chaos soak bench-metrics prometheus bench-fleet bench-tail
+.PHONY: help infra-tools up down test data load bench clean loadtest report influx chaos soak bench-metrics prometheus bench-fleet bench-tail
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "[atelier] $(PYTHON) cannot create a venv: install its venv module (Debian: apt-get install python3-venv), or set PYTHON=..." >&2; exit 1; }
@@ -40,13 +40,16 @@ $(INFRA_STAMP): infra/terraform/requirements-tools.txt
 	$(INFRA_VENV)/bin/python -m pip install --quiet -r infra/terraform/requirements-tools.txt
 	@touch $(INFRA_STAMP)
 
+infra-tools: $(INFRA_STAMP) ## the Terraform checks' tools (checkov, shellcheck) in .venv-infra
+
 up: $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
 	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
 
-test: $(STAMP) $(INFRA_STAMP) ## run the whole test suite against a real PostgreSQL [TESTS="path -k name"]
+# The Terraform checks' tools come with the whole suite; `make infra-tools` installs them alone.
+test: $(STAMP) $(if $(TESTS),,$(INFRA_STAMP)) ## run the whole test suite against a real PostgreSQL [TESTS="path -k name"]
 	$(PY) -m pytest $(TESTS)
 
 chaos: $(STAMP) ## fault tests only (database down, slow, read-only, shutdown; also in make test)
