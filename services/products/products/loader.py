@@ -151,9 +151,9 @@ def load(conn, data_dir: Path, rejects_dir: Path, progress=None, runtime_role: s
                                     parse=parse, rejects_dir=rejects_dir, seen_ids=seen_ids,
                                     record=_CLEAN[name], progress=progress, **options))
         # Statistics first: indexes.sql builds the documents with a query that needs them.
-        run_timed(cur, "ANALYZE product, feature, style, photo, sku, related", "products statistics", progress)
-        run_timed(cur, schema_sql("products", "indexes.sql"), "products keys, indexes, sequences, documents",
+        run_timed(cur, "ANALYZE product, feature, style, photo, sku, related", "statistics", progress)
+        run_timed(cur, schema_sql("products", "indexes.sql"), "keys, indexes, sequences, documents",
                   progress)
-        run_timed(cur, "ANALYZE product_document", "products statistics of the documents", progress)
+        run_timed(cur, "ANALYZE product_document", "statistics of the documents", progress)
         swap_in(cur, target, runtime_role)
     return reports
