@@ -46,16 +46,18 @@ from atelier_etl.progress import Progress
 csv.field_size_limit(1 << 24)
 
 BLOCK = 4 << 20  # bytes read and checked at a time
+FAST_PATH = True  # False: every record takes the slow path (the tests compare the two)
 BOM = b"\xef\xbb\xbf"
 
 # Building blocks of the clean-record expressions. Each accepts only what PostgreSQL reads the
 # same way as the slow path would: anything else simply takes the slow path.
 ID = rb"[1-9][0-9]{0,8}"                       # 1 … 999,999,999: always a valid int4 id
 COUNT = rb"[0-9]{1,9}"                         # a whole number that fits int4
-_BODY = rb'[^"\n\r\x00]*+(?:""[^"\n\r\x00]*+)*+"'
-TEXT = rb'"' + _BODY                           # quoted, one line, may be empty
-NONEMPTY_TEXT = rb'"(?!")' + _BODY             # quoted, one line, not empty
+_BODY = rb'[^"\r\x00]*+(?:""[^"\r\x00]*+)*+"'   # (line breaks allowed, carriage returns not)
+TEXT = rb'"' + _BODY                           # quoted, may be empty
+NONEMPTY_TEXT = rb'"(?!")' + _BODY             # quoted, not empty
 NULLABLE_TEXT = rb'(?:null|"(?!null")' + _BODY + rb")"  # bare null is NULL; "null" is not clean
+URL = rb'"(?!")[^"\n\r\x00]*+(?:""[^"\n\r\x00]*+)*+"'  # quoted, not empty, on one line
 
 
 def copy_text(value: str) -> str:
@@ -180,7 +182,7 @@ class _Loader:
         self.id_column = id_column
         self.seen = seen_ids if seen_ids is not None else IdSet()
         self.check_width = check_width
-        self.clean = re.compile(b"(?:" + record + b"\n)*+") if record else None
+        self.clean = re.compile(b"(?:" + record + b"\n)*+") if record and FAST_PATH else None
         self.references = references or ()
         self.vector_check = vector_check
         self.one_line = one_line_records
@@ -226,6 +228,8 @@ class _Loader:
                 ident = parse_id(fields[self.id_column], self.expected[self.id_column])
                 if ident in self.seen:
                     raise Reject(f"duplicate id: {ident} appeared on an earlier line")
+            if any("\x00" in value for value in fields):
+                raise Reject("bad value: a NUL character, which PostgreSQL text cannot hold")
             if unclosed:
                 self._repair("unclosed_quote: a quoted value had no closing quote; it ends at the line break")
             row = self.parse(fields, self._repair)
@@ -239,10 +243,18 @@ class _Loader:
 
     # -- the fast path ------------------------------------------------------------------------
     def _clean_run(self, block: bytes, line: int, out: list):
-        """A run of clean one-line records: checked in bulk, passed on as they are except the
-        records whose id repeats or whose parent did not load, which take the slow path."""
+        """A run of clean records: checked in bulk, passed on as they are except the records
+        whose id repeats or whose parent did not load, which take the slow path."""
         data = np.frombuffer(block, dtype=np.uint8)
-        ends = np.flatnonzero(data == 10)
+        newlines = np.flatnonzero(data == 10)
+        if self.one_line:
+            record_ends = np.arange(len(newlines))
+        else:
+            # A record ends at a line break outside quotes: the run is valid CSV (the clean
+            # expression matched it), so that is a line break after an even number of quotes.
+            quotes_before = np.cumsum(data == 34, dtype=np.int32)[newlines]
+            record_ends = np.flatnonzero((quotes_before & 1) == 0)
+        ends = newlines[record_ends]
         count = len(ends)
         starts = np.empty(count, dtype=np.int64)
         starts[0] = 0
@@ -276,21 +288,21 @@ class _Loader:
         previous = 0
         for index in np.flatnonzero(bad).tolist():
             start, end = int(starts[index]), int(ends[index])
+            first_line = 0 if index == 0 else int(record_ends[index - 1]) + 1
             out.append(block[previous:start])
-            text = block[start:end].decode("utf-8", "replace")
-            out.append(self._slow(next(csv.reader([text])), line + index))
+            out.append(self._slow(next(csv.reader(_Lines(block[start:end + 1], 0))), line + first_line))
             previous = end + 1
         out.append(block[previous:])
 
     def _utf8_prefix(self, block: bytes) -> int:
-        """How many bytes of `block` (whole lines) are valid UTF-8 (PostgreSQL refuses the rest)."""
+        """How many bytes at the start of `block` are valid UTF-8 (PostgreSQL refuses the rest)."""
         if block.isascii():
             return len(block)
         try:
             block.decode("utf-8")
             return len(block)
         except UnicodeDecodeError as problem:
-            return block.rfind(b"\n", 0, problem.start) + 1
+            return problem.start
 
     # -- the stream ---------------------------------------------------------------------------
     def chunks(self):
@@ -339,7 +351,9 @@ class _Loader:
             if clean is not None:
                 end = clean.match(work, position).end()
                 if end > position:
-                    end = position + self._utf8_prefix(work[position:end])
+                    valid = self._utf8_prefix(work[position:end])
+                    if position + valid < end:  # the clean records before the bad byte's record
+                        end = clean.match(work, position, position + valid).end()
                 if end > position:
                     run = work[position:end]
                     self._clean_run(run, line, out)

@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 
 from atelier_common.schema import schema_sql
-from atelier_etl.copyload import (COUNT, ID, NONEMPTY_TEXT, NULLABLE_TEXT, TEXT, FileReport, IdSet, Reject,
+from atelier_etl.copyload import (COUNT, ID, NULLABLE_TEXT, TEXT, URL, FileReport, IdSet, Reject,
                                   begin_bulk_load, copy_text, load_csv, parse_reference, run_timed)
 from atelier_etl.swap import open_load_schema, swap_in
 
@@ -59,7 +59,7 @@ _CLEAN = {
     "product.csv": ID + b"," + TEXT + b"," + TEXT + b"," + TEXT + b"," + TEXT + b"," + _PRICE_DIGITS,
     "features.csv": ID + b"," + ID + b"," + TEXT + b"," + NULLABLE_TEXT,
     "styles.csv": ID + b"," + ID + b"," + TEXT + b",(?:null|" + _PRICE_DIGITS + b")," + _PRICE_DIGITS + b",[01]",
-    "photos.csv": ID + b"," + ID + b"," + NONEMPTY_TEXT + b"," + NONEMPTY_TEXT,
+    "photos.csv": ID + b"," + ID + b"," + URL + b"," + URL,
     "skus.csv": ID + b"," + ID + b"," + TEXT + b"," + COUNT,
     "related.csv": ID + b"," + ID + b"," + ID,
 }

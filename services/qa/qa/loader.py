@@ -18,7 +18,7 @@ import datetime
 from pathlib import Path
 
 from atelier_common.schema import schema_sql
-from atelier_etl.copyload import (COUNT, ID, NONEMPTY_TEXT, TEXT, FileReport, IdSet, Reject, begin_bulk_load,
+from atelier_etl.copyload import (COUNT, ID, TEXT, URL, FileReport, IdSet, Reject, begin_bulk_load,
                                   copy_text, load_csv, parse_reference, run_timed)
 from atelier_etl.swap import open_load_schema, swap_in
 
@@ -91,7 +91,7 @@ ALTER TABLE {table}
 # milliseconds up to 3999999999999 (year 2096), below _LATEST_MS.
 _DATE = rb"(?:[0-9]{1,12}|[0-3][0-9]{12})"
 _POST = ID + b"," + ID + b"," + TEXT + b"," + _DATE + b"," + TEXT + b"," + TEXT + b",[01]," + COUNT
-_CLEAN = {"questions.csv": _POST, "answers.csv": _POST, "answers_photos.csv": ID + b"," + ID + b"," + NONEMPTY_TEXT}
+_CLEAN = {"questions.csv": _POST, "answers.csv": _POST, "answers_photos.csv": ID + b"," + ID + b"," + URL}
 
 
 def load(conn, data_dir: Path, rejects_dir: Path, progress=None, runtime_role: str = None) -> list[FileReport]:

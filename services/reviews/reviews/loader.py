@@ -24,7 +24,7 @@ plain string checks only and hand numbers to COPY as the digit strings they are.
 from datetime import datetime, timedelta, timezone
 
 from atelier_common.schema import schema_sql
-from atelier_etl.copyload import (COUNT, ID, NONEMPTY_TEXT, NULLABLE_TEXT, TEXT, IdSet, Reject, begin_bulk_load,
+from atelier_etl.copyload import (COUNT, ID, NONEMPTY_TEXT, NULLABLE_TEXT, TEXT, URL, IdSet, Reject, begin_bulk_load,
                                   copy_text, load_csv, parse_id, parse_reference, run_timed)
 from atelier_etl.swap import open_load_schema, swap_in
 
@@ -139,7 +139,7 @@ def characteristic_review_parser(characteristics: IdSet, reviews: IdSet):
 _BOOLEAN = rb"(?:true|false)"
 _CLEAN_REVIEW = (ID + b"," + ID + b",[1-5],[0-9]{1,15}," + TEXT + b"," + TEXT + b"," + _BOOLEAN + b"," + _BOOLEAN
                  + b"," + TEXT + b"," + TEXT + b"," + NULLABLE_TEXT + b"," + COUNT)
-_CLEAN_PHOTO = ID + b"," + ID + b"," + NONEMPTY_TEXT
+_CLEAN_PHOTO = ID + b"," + ID + b"," + URL
 _CLEAN_CHARACTERISTIC = ID + b"," + ID + b',"(?!null")' + NONEMPTY_TEXT[1:]
 _CLEAN_CHARACTERISTIC_REVIEW = ID + b"," + ID + b"," + ID + b",[1-5]"
 
