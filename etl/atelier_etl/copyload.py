@@ -242,9 +242,10 @@ class _Loader:
         return _csv_line(row)
 
     # -- the fast path ------------------------------------------------------------------------
-    def _clean_run(self, block: bytes, line: int, out: list):
+    def _clean_run(self, block: bytes, line: int, out: list) -> int:
         """A run of clean records: checked in bulk, passed on as they are except the records
-        whose id repeats or whose parent did not load, which take the slow path."""
+        whose id repeats or whose parent did not load, which take the slow path. Returns the
+        number of physical lines in the run."""
         data = np.frombuffer(block, dtype=np.uint8)
         newlines = np.flatnonzero(data == 10)
         if self.one_line:
@@ -252,7 +253,7 @@ class _Loader:
         else:
             # A record ends at a line break outside quotes: the run is valid CSV (the clean
             # expression matched it), so that is a line break after an even number of quotes.
-            quotes_before = np.cumsum(data == 34, dtype=np.int32)[newlines]
+            quotes_before = np.searchsorted(np.flatnonzero(data == 34), newlines)
             record_ends = np.flatnonzero((quotes_before & 1) == 0)
         ends = newlines[record_ends]
         count = len(ends)
@@ -284,7 +285,7 @@ class _Loader:
         self.report.loaded += loaded
         if loaded == count:
             out.append(block)
-            return
+            return len(newlines)
         previous = 0
         for index in np.flatnonzero(bad).tolist():
             start, end = int(starts[index]), int(ends[index])
@@ -293,6 +294,7 @@ class _Loader:
             out.append(self._slow(next(csv.reader(_Lines(block[start:end + 1], 0))), line + first_line))
             previous = end + 1
         out.append(block[previous:])
+        return len(newlines)
 
     def _utf8_prefix(self, block: bytes) -> int:
         """How many bytes at the start of `block` are valid UTF-8 (PostgreSQL refuses the rest)."""
@@ -355,9 +357,7 @@ class _Loader:
                     if position + valid < end:  # the clean records before the bad byte's record
                         end = clean.match(work, position, position + valid).end()
                 if end > position:
-                    run = work[position:end]
-                    self._clean_run(run, line, out)
-                    line += run.count(b"\n")
+                    line += self._clean_run(work[position:end], line, out)
                     position = end
                     if position >= length:
                         break

@@ -20,6 +20,7 @@ import importlib
 import multiprocessing
 import os
 import queue
+import resource
 import sys
 import time
 import traceback
@@ -28,7 +29,9 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from atelier_common.localpg import SERVICES, database_url
+import psutil
+
+from atelier_common.localpg import SERVICES, LocalPostgres, database_url
 from atelier_etl import hooks
 from atelier_etl.copyload import print_reports
 from atelier_etl.progress import Progress, QueueProgress
@@ -129,7 +132,47 @@ def load_all(services, data: Path, rejects: Path, stream=sys.stderr):
     return outcome, steps, time.monotonic() - started
 
 
-def print_bench(outcome, steps, wall: float, stream=sys.stdout):
+class CpuMeter:
+    """CPU seconds spent by this process and its children (the loaders' Python) and by the local
+    PostgreSQL server (its backends and parallel workers, living or exited), between start() and
+    stop(): on a shared machine, the figures that do not depend on what else runs."""
+
+    def start(self):
+        self.python = self._python()
+        self.postgres = self._postgres()
+        self.load = os.getloadavg()[0]
+        return self
+
+    def stop(self):
+        self.python = self._python() - self.python
+        self.postgres = None if self.postgres is None else self._postgres() - self.postgres
+        self.load = (self.load, os.getloadavg()[0])
+        return self
+
+    @staticmethod
+    def _python():
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    @staticmethod
+    def _postgres():
+        try:
+            pid = int((LocalPostgres().pgdata / "postmaster.pid").read_text().split()[0])
+            server = psutil.Process(pid)
+            times = server.cpu_times()
+            total = times.user + times.system + times.children_user + times.children_system
+            for child in server.children():
+                try:
+                    child_times = child.cpu_times()
+                    total += child_times.user + child_times.system
+                except psutil.Error:
+                    pass
+            return total
+        except (OSError, ValueError, psutil.Error):
+            return None
+
+
+def print_bench(outcome, steps, wall: float, cpu: CpuMeter = None, stream=sys.stdout):
     print(f"\n{'step (services in parallel)':<56} {'rows':>12} {'seconds':>8} {'rows/s':>11}", file=stream)
     for label, rows, seconds in steps:
         rate = f"{rows / seconds:>11,.0f}" if rows and seconds else ""
@@ -140,6 +183,10 @@ def print_bench(outcome, steps, wall: float, stream=sys.stdout):
     verdict = "met" if wall <= TARGET_SECONDS else "MISSED"
     print(f"{'total wall time':<56} {rows:>12,} {wall:>8.1f} {rows / wall:>11,.0f}", file=stream)
     print(f"target: {TARGET_SECONDS} s for the whole load -> {verdict} ({wall:.1f} s)", file=stream)
+    if cpu is not None:
+        postgres = "unknown (not the local server)" if cpu.postgres is None else f"{cpu.postgres:.1f} s"
+        print(f"CPU: loaders (Python) {cpu.python:.1f} s, PostgreSQL {postgres}, on {os.cpu_count()} cores; "
+              f"load average {cpu.load[0]:.1f} before, {cpu.load[1]:.1f} after", file=stream)
     stream.flush()
 
 
@@ -152,13 +199,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rejects = args.rejects or args.data / "rejects"
     services = [args.service] if args.service else list(SERVICES)
+    cpu = CpuMeter().start()
     outcome, steps, wall = load_all(services, args.data, rejects)
+    cpu.stop()
     for service in services:
         reports, seconds = outcome[service]
         print_reports(service, reports)
         print(f"{service}: loaded in {seconds:.1f} s; rejects in {rejects / service}")
     if args.bench:
-        print_bench(outcome, steps, wall)
+        print_bench(outcome, steps, wall, cpu)
     print(f"\ntotal: {wall:.1f} s for {', '.join(services)}")
 
 
