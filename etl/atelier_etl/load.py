@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import queue
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -68,7 +69,20 @@ def load_service(service: str, data: Path, rejects: Path, url: str, runtime_role
     return reports
 
 
+def _die_with_parent():
+    """A load killed (even with SIGKILL) takes its service processes with it (Linux)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _child(service, data, rejects, url, runtime_role, events, results):
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
     try:
         started = time.monotonic()
         reports = load_service(service, data, rejects, url, runtime_role, QueueProgress(events, service))
