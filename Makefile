@@ -12,7 +12,7 @@ DIRTY ?=
 SERVICE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help up down test data load bench clean
+.PHONY: help up down test data load bench-load bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 
 load: $(STAMP) ## load CSV files into the databases: DATA=dir [SERVICE=products|qa|reviews]
 	$(PY) -m atelier_etl.load --data $(DATA) $(if $(SERVICE),--service $(SERVICE))
+
+bench-load: $(STAMP) ## time `make load` per file and step against the 3-minute target: DATA=dir [REJECTS=dir]
+	$(PY) -m atelier_etl.load --data $(DATA) --bench $(if $(REJECTS),--rejects $(REJECTS))
 
 bench: $(STAMP) ## benchmark one service on the loaded data (pgbench + wrk): SERVICE=products|qa|reviews
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

@@ -194,9 +194,13 @@ def print_bench(outcome, steps, wall: float, cpu: CpuMeter = None, stream=sys.st
     for service, (_, seconds) in outcome.items():
         print(f"{service + ' (load, indexes, swap)':<56} {'':>12} {seconds:>8.1f}", file=stream)
     rows = sum(r.loaded for reports, _ in outcome.values() for r in reports)
+    read = sum(r.read for reports, _ in outcome.values() for r in reports)
+    slow = sum(r.slow for reports, _ in outcome.values() for r in reports)
     verdict = "met" if wall <= TARGET_SECONDS else "MISSED"
     print(f"{'total wall time':<56} {rows:>12,} {wall:>8.1f} {rows / wall:>11,.0f}", file=stream)
     print(f"target: {TARGET_SECONDS} s for the whole load -> {verdict} ({wall:.1f} s)", file=stream)
+    print(f"records read by Python (the slow path): {slow:,} of {read:,} ({100 * slow / max(read, 1):.2f} %)",
+          file=stream)
     if cpu is not None:
         postgres = "unknown (not the local server)" if cpu.postgres is None else f"{cpu.postgres:.1f} s"
         print(f"CPU: loaders (Python) {cpu.python:.1f} s, PostgreSQL {postgres}, on {os.cpu_count()} cores; "
