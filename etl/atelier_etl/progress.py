@@ -30,7 +30,7 @@ class Progress:
     def __init__(self, stream=sys.stderr, live: bool = None):
         self.stream = stream
         self.live = stream.isatty() if live is None else live
-        self.lines = {}   # task key -> text, in order of first appearance
+        self.lines = {}   # running task key -> text, in order of first appearance
         self.drawn = 0    # lines drawn by the last live redraw
         self.last_plain = {}
 
@@ -39,9 +39,13 @@ class Progress:
 
     def event(self, key, label, rows, position, size, seconds, done):
         text = _line(label, rows, position, size, seconds, done)
-        if self.live:
-            self.lines[key] = text
-            self._redraw()
+        if self.live:  # running tasks redrawn in place below the finished ones
+            if done:
+                self.lines.pop(key, None)
+                self.message(text)
+            else:
+                self.lines[key] = text
+                self._redraw()
         else:
             now = time.monotonic()
             if done or now - self.last_plain.setdefault(key, now) >= PLAIN_EVERY:
@@ -54,6 +58,8 @@ class Progress:
             out.append(f"\x1b[{self.drawn}F")
         for text in self.lines.values():
             out.append("\x1b[2K" + text + "\n")
+        if len(self.lines) < self.drawn:  # a task finished: clear the lines below
+            out.append("\x1b[J")
         self.drawn = len(self.lines)
         self.stream.write("".join(out))
         self.stream.flush()
