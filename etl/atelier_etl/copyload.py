@@ -194,7 +194,6 @@ class _Loader:
         self._rejects_file = open(self.rejects_path, "w", encoding="utf-8", newline="")
         self._rejects = csv.writer(self._rejects_file)
         self._rejects.writerow(["line", "reason", "record"])
-        self._pending_repairs = []
 
     # -- outcomes ---------------------------------------------------------------------------
     def _reject(self, line: int, reason: str, fields):
@@ -416,16 +415,33 @@ class _Stream:
         self._queue = queue.Queue(maxsize=4)
         self.error = None
         self._buffer = b""
+        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._produce, args=(chunks,), daemon=True)
         self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                pass
+        return False
 
     def _produce(self, chunks):
         try:
             for chunk in chunks:
-                self._queue.put(chunk)
+                if not self._put(chunk):
+                    chunks.close()  # the COPY failed: stop reading the file
+                    return
         except BaseException as problem:  # handed to the reading side
             self.error = problem
-        self._queue.put(None)
+        self._put(None)
+
+    def stop(self):
+        """Let the filtering thread end (it stops at its next block) if COPY ended early."""
+        self._stopped.set()
+        self._thread.join()
 
     def read(self, size=-1):
         while not self._buffer:
@@ -472,6 +488,8 @@ def load_csv(cursor, path: Path, *, header: str, table: str, columns: tuple, par
             if stream.error is not None:  # the filter's own error (a wrong header, say) says more
                 raise stream.error from None
             raise
+        finally:
+            stream.stop()
         if stream.error is not None:
             raise stream.error
     finally:
