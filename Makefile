@@ -16,7 +16,7 @@ WRITE_RATE_LIMIT ?= 10
 TESTS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help infra-tools up down test data load bench clean loadtest report influx chaos soak bench-metrics prometheus bench-fleet bench-tail
+.PHONY: help infra-tools up down test data load bench-load bench clean loadtest report influx chaos soak bench-metrics prometheus bench-fleet bench-tail
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 load: $(STAMP) ## load CSV files into the databases, then flush the balancers' caches: DATA=dir [SERVICE=products|qa|reviews]
 	$(PY) -m atelier_etl.load --data $(DATA) $(if $(SERVICE),--service $(SERVICE))
 	$(PY) tools/stack.py flush
+
+bench-load: $(STAMP) ## time `make load` per file and step against the 3-minute target: DATA=dir [REJECTS=dir]
+	$(PY) -m atelier_etl.load --data $(DATA) --bench $(if $(REJECTS),--rejects $(REJECTS))
 
 bench: $(STAMP) ## benchmark one service on the loaded data (pgbench + wrk): SERVICE=products|qa|reviews
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

@@ -76,7 +76,24 @@ class Statement:
         if self.name not in connection.prepared:
             cursor.execute(f"PREPARE {self.name} AS {self.sql}")
             connection.prepared.add(self.name)
-        cursor.execute(self._execute_sql, params)
+        try:
+            cursor.execute(self._execute_sql, params)
+        except psycopg2.Error as error:
+            if error.pgcode not in _STALE_PREPARED:
+                raise
+            # A reload (make load swaps in new tables) or a schema change left this connection's
+            # prepared statement unusable: prepare it again. Outside a transaction the failed
+            # EXECUTE changed nothing, so it runs again once; inside one the transaction is
+            # already aborted, so the error goes up, and the next use prepares afresh.
+            connection.prepared.discard(self.name)
+            if connection.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+                if error.pgcode != _NO_SUCH_PREPARED:
+                    connection.stale = getattr(connection, "stale", set()) | {self.name}
+                raise
+            cursor.execute(f"DEALLOCATE {self.name}" if error.pgcode != _NO_SUCH_PREPARED else "SELECT 1")
+            cursor.execute(f"PREPARE {self.name} AS {self.sql}")
+            connection.prepared.add(self.name)
+            cursor.execute(self._execute_sql, params)
         return cursor
 
 
@@ -120,6 +137,11 @@ class FairSlots:
             self.waiters.popleft().set(True)  # the slot passes on without becoming free
         else:
             self.free += 1
+
+
+_NO_SUCH_PREPARED = "26000"  # invalid_sql_statement_name: prepared statement does not exist
+# feature_not_supported: "cached plan must not change result type" (a table's columns changed)
+_STALE_PREPARED = frozenset((_NO_SUCH_PREPARED, "0A000"))
 
 
 class Pool:
@@ -217,6 +239,9 @@ def transaction():
             except BaseException:
                 if not conn.closed:
                     cur.execute("ROLLBACK")
+                    for name in getattr(conn, "stale", ()):  # see Statement.run
+                        cur.execute(f"DEALLOCATE {name}")
+                    conn.stale = set()
                 raise
             cur.execute("COMMIT")
 

@@ -1,38 +1,68 @@
-"""The machinery every service's loader shares: read a dirty CSV file as it comes, turn each
-record into a row for PostgreSQL's `COPY … FROM STDIN` (text format), set aside what cannot be
-loaded, and report.
+"""The machinery every service's loader shares: read a dirty CSV file as it comes, let
+PostgreSQL parse the clean bulk of it, set aside what cannot be loaded, and report.
 
-A loader supplies, per file, a `parse(fields, repair)` function: it returns the row as a tuple
-of COPY text values (`copy_text()` for text, digit strings for numbers, None for NULL), calls
-`repair(reason)` when it fixed something that has one correct reading, or raises
-`Reject(reason)` when the record cannot be loaded. Everything else is done here:
+Where the time goes: PostgreSQL's `COPY … (FORMAT csv)` parses a record in well under a
+microsecond; Python's csv module plus a parse function took 3–10 µs, on one core. So the file's
+bytes go to COPY as they are, and Python only decides which records may pass unread:
 
+- a loader describes, per file, what a *clean record* looks like as a regular expression over
+  bytes (`record=`: ids without leading zeros, 1–5, quoted text without line breaks, …),
+  chosen so that every record it matches is one PostgreSQL reads exactly as the loader's
+  `parse` function would have produced it;
+- runs of clean records pass through untouched; their leading integer fields (the id and the
+  references to parent files) are read with numpy, a block at a time, to find repeated ids and
+  orphans;
+- every other record (the dirt, and the few records whose text holds a line break) takes the
+  slow path: Python's csv module and the loader's `parse(fields, repair)`, exactly as before.
+  `parse` returns the row's values (strings; None for NULL), calls `repair(reason)` when it
+  fixed something that has one correct reading, or raises `Reject(reason)`. A loaded row is
+  written back into the stream as a CSV line, in its place, so the table keeps file order.
+
+Rules (the same for both paths):
 - the UTF-8 byte-order mark is dropped and the header must be exactly the expected one;
 - records are numbered by the physical line they start on (quoted fields may span lines),
   so a rejects file points at the line an operator opens in an editor;
-- a record with the wrong number of fields is rejected, and so is a repeated id;
-- every rejected record goes to `<rejects>/<file>.rejects.csv` as `line,reason,record`;
-- rows stream into COPY in large chunks while the file is read: Python parses on one core
-  while PostgreSQL ingests on the other;
-- progress goes to stderr every few seconds.
+- a record with the wrong number of fields is rejected, and so is a repeated id (the first
+  occurrence that loaded is kept);
+- `one_line_records=True` (a file whose values never hold a line break, e.g. photos of URLs):
+  every physical line is a record, so a quote left open ends at the line break (counted as a
+  repair) instead of swallowing the next line;
+- every rejected record goes to `<rejects>/<file>.rejects.csv` as `line,reason,record`.
 """
 import csv
 import os
+import queue
+import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from atelier_etl.progress import Progress
+
 csv.field_size_limit(1 << 24)
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+BLOCK = 4 << 20  # bytes read and checked at a time
+FAST_PATH = True  # False: every record takes the slow path (the tests compare the two)
+BOM = b"\xef\xbb\xbf"
+
+# Building blocks of the clean-record expressions. Each accepts only what PostgreSQL reads the
+# same way as the slow path would: anything else simply takes the slow path.
+ID = rb"[1-9][0-9]{0,8}"                       # 1 … 999,999,999: always a valid int4 id
+COUNT = rb"[0-9]{1,9}"                         # a whole number that fits int4
+_BODY = rb'[^"\r\x00]*+(?:""[^"\r\x00]*+)*+"'   # (line breaks allowed, carriage returns not)
+TEXT = rb'"' + _BODY                           # quoted, may be empty
+NONEMPTY_TEXT = rb'"(?!")' + _BODY             # quoted, not empty
+NULLABLE_TEXT = rb'(?:null|"(?!null")' + _BODY + rb")"  # bare null is NULL; "null" is not clean
+URL = rb'"(?!")[^"\n\r\x00]*+(?:""[^"\n\r\x00]*+)*+"'  # quoted, not empty, on one line
 
 
 def copy_text(value: str) -> str:
-    """A text value in COPY's text format."""
-    # Most values need no escape; `in` scans are ~20x cheaper than translate() on long text.
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return value.translate(_COPY_ESCAPES)
+    """A text value as the loaders hand it over (kept for the loaders' readability: values are
+    quoted for CSV when the row is written)."""
     return value
 
 
@@ -41,28 +71,39 @@ class Reject(Exception):
 
 
 class IdSet:
-    """A set of positive integer ids as a bitmap: 19 million ids in a few megabytes."""
+    """A set of positive integer ids, one byte per id (19 million ids in 19 MB), so that numpy can
+    test and add a whole block of ids at once."""
 
     def __init__(self):
-        self._bits = bytearray(1 << 20)
+        self._flags = np.zeros(1 << 20, dtype=np.bool_)
+
+    def _grow(self, highest: int):
+        if highest >= len(self._flags):
+            grown = np.zeros(max(highest + 1, 2 * len(self._flags)), dtype=np.bool_)
+            grown[:len(self._flags)] = self._flags
+            self._flags = grown
 
     def add(self, ident: int):
-        byte = ident >> 3
-        if byte >= len(self._bits):
-            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
-        self._bits[byte] |= 1 << (ident & 7)
+        self._grow(ident)
+        self._flags[ident] = True
 
     def __contains__(self, ident: int) -> bool:
-        byte = ident >> 3
-        return byte < len(self._bits) and bool(self._bits[byte] & (1 << (ident & 7)))
+        return 0 <= ident < len(self._flags) and bool(self._flags[ident])
+
+    def add_many(self, idents: np.ndarray):
+        if len(idents):
+            self._grow(int(idents.max()))
+            self._flags[idents] = True
+
+    def contains_many(self, idents: np.ndarray) -> np.ndarray:
+        inside = idents < len(self._flags)
+        found = np.zeros(len(idents), dtype=np.bool_)
+        found[inside] = self._flags[idents[inside]]
+        return found
 
     def flags(self) -> bytes:
-        """One byte per id from 0 up, 1 where present: `flags[ident]` is the cheapest membership
-        test for a hot loop (an IndexError means absent). Take it once the set is complete."""
-        return b"".join(map(_BYTE_FLAGS.__getitem__, self._bits))
-
-
-_BYTE_FLAGS = [bytes((value >> bit) & 1 for bit in range(8)) for value in range(256)]
+        """One byte per id from 0 up, 1 where present: `flags[ident]` (an IndexError means absent)."""
+        return self._flags.tobytes()
 
 
 @dataclass
@@ -74,6 +115,7 @@ class FileReport:
     rejected: int = 0
     seconds: float = 0.0
     reasons: dict = field(default_factory=dict)
+    slow: int = 0  # records that took the slow path (not part of the outcome; for tuning)
 
 
 def parse_id(text: str, name: str) -> int:
@@ -86,7 +128,7 @@ def parse_id(text: str, name: str) -> int:
 
 
 def parse_reference(text: str, column: str, parents: IdSet, parent: str) -> str:
-    """A reference to a parent row that must have loaded; returned as COPY text.
+    """A reference to a parent row that must have loaded.
 
     A value that is no id is a "bad value"; an id whose parent did not load is an "orphan"."""
     if text.isdigit() and text.isascii() and len(text) <= 10:
@@ -98,120 +140,363 @@ def parse_reference(text: str, column: str, parents: IdSet, parent: str) -> str:
     raise Reject(f"bad value: {column} is not a valid id: {text!r}")
 
 
-class _Progress:
-    def __init__(self, label: str, size: int, stream=sys.stderr, every: float = 3.0):
-        self.label, self.size, self.stream, self.every = label, size, stream, every
-        self.start = self.last = time.monotonic()
-
-    def tick(self, records: int, position: int):
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            share = f"{100 * position / self.size:5.1f}%" if self.size else ""
-            print(f"  {self.label}: {records:,} records {share} {now - self.start:6.1f} s",
-                  file=self.stream, flush=True)
+def _csv_line(row) -> bytes:
+    """A row of values as one CSV record for `COPY … (FORMAT csv, NULL 'null')`: every value
+    quoted (so no text is ever read as NULL), None as the bare word null."""
+    return (",".join("null" if value is None else '"' + value.replace('"', '""') + '"' for value in row)
+            + "\n").encode()
 
 
-class _RowStream:
-    """A file-like object for copy_expert: each read() returns the next chunk of COPY lines."""
+def _leading_ints(block: bytes, starts: np.ndarray, count: int):
+    """The first `count` fields of each line starting at `starts`, where each is known to be 1–9
+    digits followed by a comma (the clean-record expression made sure): int64 arrays."""
+    data = np.frombuffer(block + b"\0" * 16, dtype=np.uint8)
+    position = starts
+    values = []
+    for _ in range(count):
+        value = np.zeros(len(starts), dtype=np.int64)
+        length = np.zeros(len(starts), dtype=np.int64)
+        going = np.ones(len(starts), dtype=np.bool_)
+        for offset in range(10):
+            char = data[position + offset]
+            going &= (char >= 48) & (char <= 57)
+            if not going.any():
+                break
+            value = np.where(going, value * 10 + (char.astype(np.int64) - 48), value)
+            length += going
+        values.append(value)
+        position = position + length + 1
+    return values
 
-    def __init__(self, rows):
-        self._rows = rows
+
+class _Loader:
+    """One file: the filter between the file and COPY, and the report."""
+
+    def __init__(self, path: Path, header: str, parse, rejects_dir: Path, id_column, seen_ids,
+                 check_width: bool, record: bytes, references, vector_check, one_line_records: bool,
+                 progress):
+        self.path = path
+        self.expected = header.split(",")
+        self.width = len(self.expected)
+        self.parse = parse
+        self.id_column = id_column
+        self.seen = seen_ids if seen_ids is not None else IdSet()
+        self.check_width = check_width
+        self.clean = re.compile(b"(?:" + record + b"\n)*+") if record and FAST_PATH else None
+        self.references = references or ()
+        self.vector_check = vector_check
+        self.one_line = one_line_records
+        self.leading = max([id_column or 0, *(index for index, _ in self.references)]) + 1
+        self.report = FileReport(path.name)
+        self.progress = progress
+        rejects_dir.mkdir(parents=True, exist_ok=True)
+        self.rejects_path = rejects_dir / f"{path.stem}.rejects.csv"
+        self._rejects_file = open(self.rejects_path, "w", encoding="utf-8", newline="")
+        self._rejects = csv.writer(self._rejects_file)
+        self._rejects.writerow(["line", "reason", "record"])
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def _reject(self, line: int, reason: str, fields):
+        report = self.report
+        report.rejected += 1
+        kind = reason.split(":")[0]
+        report.reasons[kind] = report.reasons.get(kind, 0) + 1
+        self._rejects.writerow([line, reason, ",".join(fields)])
+
+    def _repair(self, reason: str):
+        report = self.report
+        report.repaired += 1
+        key = "repaired: " + reason
+        report.reasons[key] = report.reasons.get(key, 0) + 1
+
+    def close(self):
+        self._rejects_file.close()
+        if self.report.rejected == 0:
+            os.unlink(self.rejects_path)
+
+    # -- the slow path ------------------------------------------------------------------------
+    def _slow(self, fields, line: int, unclosed: bool = False) -> bytes:
+        """One record through the loader's parse function: its CSV line, or b"" if rejected."""
+        self.report.read += 1
+        self.report.slow += 1
+        try:
+            if len(fields) != self.width and (self.check_width or not fields):
+                raise Reject(f"wrong field count: expected {self.width} fields, found {len(fields)}")
+            ident = None
+            if self.id_column is not None:
+                ident = parse_id(fields[self.id_column], self.expected[self.id_column])
+                if ident in self.seen:
+                    raise Reject(f"duplicate id: {ident} appeared on an earlier line")
+            if any("\x00" in value for value in fields):
+                raise Reject("bad value: a NUL character, which PostgreSQL text cannot hold")
+            if unclosed:
+                self._repair("unclosed_quote: a quoted value had no closing quote; it ends at the line break")
+            row = self.parse(fields, self._repair)
+        except Reject as problem:
+            self._reject(line, str(problem), fields)
+            return b""
+        if ident is not None:
+            self.seen.add(ident)
+        self.report.loaded += 1
+        return _csv_line(row)
+
+    # -- the fast path ------------------------------------------------------------------------
+    def _clean_run(self, block: bytes, line: int, out: list) -> int:
+        """A run of clean records: checked in bulk, passed on as they are except the records
+        whose id repeats or whose parent did not load, which take the slow path. Returns the
+        number of physical lines in the run."""
+        data = np.frombuffer(block, dtype=np.uint8)
+        newlines = np.flatnonzero(data == 10)
+        if self.one_line:
+            record_ends = np.arange(len(newlines))
+        else:
+            # A record ends at a line break outside quotes: the run is valid CSV (the clean
+            # expression matched it), so that is a line break after an even number of quotes.
+            quotes_before = np.searchsorted(np.flatnonzero(data == 34), newlines)
+            record_ends = np.flatnonzero((quotes_before & 1) == 0)
+        ends = newlines[record_ends]
+        count = len(ends)
+        starts = np.empty(count, dtype=np.int64)
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+        values = _leading_ints(block, starts, self.leading)
+        ids = values[self.id_column if self.id_column is not None else 0]
+        bad = np.zeros(count, dtype=np.bool_)
+        if self.id_column is not None:
+            bad |= self.seen.contains_many(ids)
+            if count > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+                # ids repeat within the run: every record of such an id takes the slow path,
+                # which keeps the first that loads
+                order = np.argsort(ids, kind="stable")
+                ordered = ids[order]
+                same = np.flatnonzero(ordered[1:] == ordered[:-1])
+                bad[order[same]] = True
+                bad[order[same + 1]] = True
+        for index, parents in self.references:
+            bad |= ~parents.contains_many(values[index])
+        if self.vector_check is not None:
+            bad |= self.vector_check(values)
+        good = ~bad
+        if self.id_column is not None:
+            self.seen.add_many(ids[good])
+        loaded = int(np.count_nonzero(good))
+        self.report.read += loaded
+        self.report.loaded += loaded
+        if loaded == count:
+            out.append(block)
+            return len(newlines)
+        previous = 0
+        for index in np.flatnonzero(bad).tolist():
+            start, end = int(starts[index]), int(ends[index])
+            first_line = 0 if index == 0 else int(record_ends[index - 1]) + 1
+            out.append(block[previous:start])
+            out.append(self._slow(next(csv.reader(_Lines(block[start:end + 1], 0))), line + first_line))
+            previous = end + 1
+        out.append(block[previous:])
+        return len(newlines)
+
+    def _utf8_prefix(self, block: bytes) -> int:
+        """How many bytes at the start of `block` are valid UTF-8 (PostgreSQL refuses the rest)."""
+        if block.isascii():
+            return len(block)
+        try:
+            block.decode("utf-8")
+            return len(block)
+        except UnicodeDecodeError as problem:
+            return problem.start
+
+    # -- the stream ---------------------------------------------------------------------------
+    def chunks(self):
+        """The file, filtered: bytes of CSV records for COPY, in file order."""
+        with open(self.path, "rb") as source:
+            size = os.fstat(source.fileno()).st_size
+            head = source.readline()
+            if head.startswith(BOM):
+                head = head[len(BOM):]
+            found = next(csv.reader([head.decode("utf-8", "replace")]), None)
+            if found != self.expected:
+                raise ValueError(f"{self.path}: header is {found!r}, expected {','.join(self.expected)!r}")
+            line = 2  # the physical line the next record starts on
+            pending = b""
+            at_end = False
+            while not at_end or pending:
+                if not at_end:
+                    more = source.read(BLOCK)
+                    at_end = not more
+                    pending += more
+                    if not at_end:
+                        cut = pending.rfind(b"\n") + 1
+                        if cut == 0:
+                            continue  # a line longer than a block: read on
+                        work, pending = pending[:cut], pending[cut:]
+                    else:
+                        work, pending = pending, b""
+                else:
+                    work, pending = pending, b""
+                if at_end and work and not work.endswith(b"\n"):
+                    work += b"\n"
+                out = []
+                position, line, deferred = self._filter(work, line, at_end, out)
+                if deferred:
+                    pending = work[position:] + pending
+                self.progress.update(self.report.read, source.tell() - len(pending), size)
+                if out:
+                    yield b"".join(out)
+
+    def _filter(self, work: bytes, line: int, at_end: bool, out: list):
+        """Pass the records of `work` (whole lines) to `out`; returns (position reached, next
+        line number, whether the rest must wait for more of the file)."""
+        position, length = 0, len(work)
+        clean = self.clean
+        while position < length:
+            if clean is not None:
+                end = clean.match(work, position).end()
+                if end > position:
+                    valid = self._utf8_prefix(work[position:end])
+                    if position + valid < end:  # the clean records before the bad byte's record
+                        end = clean.match(work, position, position + valid).end()
+                if end > position:
+                    line += self._clean_run(work[position:end], line, out)
+                    position = end
+                    if position >= length:
+                        break
+            # one record the slow way
+            if self.one_line:
+                end = work.index(b"\n", position) + 1
+                text = work[position:end].decode("utf-8", "replace").rstrip("\r\n")
+                fields = next(csv.reader([text])) if text else []
+                out.append(self._slow(fields, line, unclosed=text.count('"') % 2 == 1))
+                line += 1
+                position = end
+                continue
+            lines = _Lines(work, position)
+            try:
+                fields = next(csv.reader(lines))
+            except csv.Error:
+                fields = None
+            if lines.ran_out and not at_end:
+                return position, line, True  # the record goes on past this block
+            if fields is None:  # unreadable even by the csv module (e.g. a NUL byte)
+                self.report.read += 1
+                raw = work[position:lines.position].decode("utf-8", "replace").rstrip("\r\n")
+                self._reject(line, "unreadable: not a CSV record", [raw])
+            else:
+                out.append(self._slow(fields, line))
+            line += lines.count
+            position = lines.position
+        return position, line, False
+
+
+class _Lines:
+    """Lines of a block from a position, for csv.reader, remembering how far it read."""
+
+    def __init__(self, block: bytes, position: int):
+        self.block, self.position, self.count, self.ran_out = block, position, 0, False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.position >= len(self.block):
+            self.ran_out = True
+            raise StopIteration
+        end = self.block.find(b"\n", self.position) + 1 or len(self.block)
+        text = self.block[self.position:end].decode("utf-8", "replace")
+        self.position = end
+        self.count += 1
+        return text
+
+
+class _Stream:
+    """A file-like object for copy_expert, fed by a thread that filters the file, so that Python
+    filters the next block while the connection sends the last one (and PostgreSQL parses it)."""
+
+    def __init__(self, chunks):
+        self._queue = queue.Queue(maxsize=4)
+        self.error = None
+        self._buffer = b""
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(chunks,), daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def _produce(self, chunks):
+        try:
+            for chunk in chunks:
+                if not self._put(chunk):
+                    chunks.close()  # the COPY failed: stop reading the file
+                    return
+        except BaseException as problem:  # handed to the reading side
+            self.error = problem
+        self._put(None)
+
+    def stop(self):
+        """Let the filtering thread end (it stops at its next block) if COPY ended early."""
+        self._stopped.set()
+        self._thread.join()
 
     def read(self, size=-1):
-        lines = []
-        for row in self._rows:
-            try:
-                lines.append("\t".join(row))
-            except TypeError:  # a None among the values: NULL (the slower join only then)
-                lines.append("\t".join(r"\N" if value is None else value for value in row))
-            if len(lines) >= 20000:
-                break
-        return "\n".join(lines) + "\n" if lines else ""
+        while not self._buffer:
+            chunk = self._queue.get()
+            if chunk is None:
+                self._queue.put(None)
+                if self.error is not None:
+                    raise self.error
+                return b""
+            self._buffer = chunk
+        piece, self._buffer = self._buffer[:size], self._buffer[size:]
+        return piece
 
     readline = read
 
 
 def load_csv(cursor, path: Path, *, header: str, table: str, columns: tuple, parse,
              rejects_dir: Path, id_column: int = 0, seen_ids: IdSet = None,
-             progress_stream=sys.stderr, check_width: bool = True) -> FileReport:
-    """COPY the records of one CSV file into `table`; returns what happened to them.
+             progress=None, check_width: bool = True, record: bytes = None, references=(),
+             vector_check=None, one_line_records: bool = False) -> FileReport:
+    """COPY the records of one CSV file into `table` (created in this transaction); returns
+    what happened to them.
 
     `id_column` is the position of the record's own id (checked for repeats, and remembered in
     `seen_ids` so that child files can check their references); None when there is no id.
-    `check_width=False` hands records of any field count to `parse`, for files whose dirt
-    changes the count in ways that have their own outcome (a missing column to repair, an
-    unclosed quote that swallowed the next line); the id column is still checked first."""
+    `record` is the clean-record expression (None: every record takes the slow path);
+    `references` pairs (field position, IdSet of the parent) for the clean records' parent
+    checks (the parse function checks the same for the slow path); `vector_check(values)`
+    returns a mask of clean records that must take the slow path anyway (values: int64 arrays
+    of the leading fields). `check_width=False` hands records of any field count to `parse`."""
     path = Path(path)
-    report = FileReport(path.name)
-    expected = header.split(",")
-    width = len(expected)
-    seen = seen_ids if seen_ids is not None else IdSet()
-    rejects_dir = Path(rejects_dir)
-    rejects_dir.mkdir(parents=True, exist_ok=True)
-    rejects_path = rejects_dir / f"{path.stem}.rejects.csv"
     started = time.monotonic()
-    progress = _Progress(f"{path.name}", path.stat().st_size, progress_stream)
-
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as source, \
-            open(rejects_path, "w", encoding="utf-8", newline="") as rejects_file:
-        reader = csv.reader(source)
-        rejects = csv.writer(rejects_file)
-        rejects.writerow(["line", "reason", "record"])
-        found = next(reader, None)
-        if found != expected:
-            raise ValueError(f"{path}: header is {found!r}, expected {header!r}")
-
-        def reject(line, reason, fields):
-            report.rejected += 1
-            kind = reason.split(":")[0]
-            report.reasons[kind] = report.reasons.get(kind, 0) + 1
-            rejects.writerow([line, reason, ",".join(fields)])
-
-        def repair(reason):
-            report.repaired += 1
-            report.reasons["repaired: " + reason] = report.reasons.get("repaired: " + reason, 0) + 1
-
-        def rows():
-            # Runs once per record (tens of millions): counters live in locals and the id
-            # checks of parse_id and IdSet are inlined; the outcome is the same as theirs.
-            read = loaded = 0
-            bits = seen._bits
-            line = reader.line_num + 1
-            for fields in reader:
-                read += 1
-                if read & 0xFFFF == 0:
-                    progress.tick(read, source.buffer.tell())
-                try:
-                    if len(fields) != width and (check_width or not fields):
-                        raise Reject(f"wrong field count: expected {width} fields, found {len(fields)}")
-                    if id_column is not None:
-                        text = fields[id_column]
-                        if not (text.isdigit() and text.isascii() and 0 < len(text) <= 10
-                                and 0 < (ident := int(text)) <= 2147483647):
-                            ident = parse_id(text, expected[id_column])  # raises the Reject
-                        byte = ident >> 3
-                        if byte < len(bits) and bits[byte] & (1 << (ident & 7)):
-                            raise Reject(f"duplicate id: {ident} appeared on an earlier line")
-                    row = parse(fields, repair)
-                except Reject as problem:
-                    reject(line, str(problem), fields)
-                else:
-                    if id_column is not None:
-                        if byte < len(bits):
-                            bits[byte] |= 1 << (ident & 7)
-                        else:
-                            seen.add(ident)
-                    loaded += 1
-                    yield row
-                line = reader.line_num + 1
-            report.read, report.loaded = read, loaded
-
+    progress = progress or Progress(sys.stderr)
+    task = progress.task(path.name)
+    loader = _Loader(path, header, parse, Path(rejects_dir), id_column, seen_ids, check_width, record,
+                     references, vector_check, one_line_records, task)
+    try:
         column_list = ", ".join(columns)
-        cursor.copy_expert(f"COPY {table} ({column_list}) FROM STDIN", _RowStream(rows()), size=1 << 20)
+        stream = _Stream(loader.chunks())
+        try:
+            cursor.copy_expert(f"COPY {table} ({column_list}) FROM STDIN (FORMAT csv, NULL 'null', FREEZE)",
+                               stream, size=1 << 18)
+        except Exception:
+            if stream.error is not None:  # the filter's own error (a wrong header, say) says more
+                raise stream.error from None
+            raise
+        finally:
+            stream.stop()
+        if stream.error is not None:
+            raise stream.error
+    finally:
+        loader.close()
+    report = loader.report
     report.seconds = time.monotonic() - started
-    if report.rejected == 0:
-        os.unlink(rejects_path)
+    task.done(report.read, report.seconds)
     return report
 
 
@@ -224,13 +509,15 @@ def begin_bulk_load(cursor):
     cursor.execute("SET LOCAL work_mem = '256MB'")
 
 
-def run_timed(cursor, sql: str, what: str = None, stream=sys.stderr):
+def run_timed(cursor, sql: str, what: str = None, progress=None):
     """One long statement after the COPYs (an index build, a derived table), with a line of
     progress saying how long it took."""
+    progress = progress or Progress(sys.stderr)
+    label = what or " ".join(sql.split())[:60]
+    task = progress.task(label, counts_rows=False)
     started = time.monotonic()
     cursor.execute(sql)
-    label = what or " ".join(sql.split())[:72]
-    print(f"  {label}: {time.monotonic() - started:.1f} s", file=stream, flush=True)
+    task.done(None, time.monotonic() - started)
 
 
 def print_reports(service: str, reports, stream=sys.stdout):

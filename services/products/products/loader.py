@@ -1,17 +1,18 @@
 """Loads the six catalogue files into the products database (`make load SERVICE=products DATA=dir`).
 
-One transaction: schema.sql (drop and create the bare tables), COPY each file in parent-before-
-child order, ANALYZE, indexes.sql (keys, indexes, sequences, the per-product JSON documents),
-ANALYZE again. Running it twice on the same folder gives the same database.
+One transaction: a new schema (atelier_etl.swap), schema.sql there, COPY each file in
+parent-before-child order (atelier_etl.copyload: PostgreSQL parses the clean records, Python the
+dirt), ANALYZE, indexes.sql (keys, indexes, sequences, the per-product JSON documents), ANALYZE
+again, then the new schema takes the old one's place. Running it twice on the same folder gives
+the same database; until COMMIT the services read the old data.
 
 What happens to the dirt of data.md (every reject goes to <rejects>/<file>.rejects.csv with its
 line and reason, as "kind: detail"):
 - prices written " 140" or "$818": repaired (one correct reading), counted as repaired;
 - a photo without thumbnail_url (empty, or the column missing altogether): repaired with its url;
-- a photo whose thumbnail_url lacks its closing quote: the CSV reading swallows the next
-  physical line into that field, so the record and the swallowed neighbour form one broken
-  record; both are lost, rejected on the broken record's line with a reason naming the
-  swallowed line(s);
+- a photo whose thumbnail_url lacks its closing quote: a URL never holds a line break, so
+  photos.csv is read one physical line per record: the open quote ends at the line break
+  (repaired, counted as "unclosed_quote") and the next line is its own record, loaded too;
 - a record with a field missing (its columns shift): rejected ("wrong field count");
 - a repeated id: rejected ("duplicate id"), the first occurrence is kept;
 - a child row whose parent did not load (a feature, style or related row without its product, a
@@ -25,8 +26,9 @@ import re
 from pathlib import Path
 
 from atelier_common.schema import schema_sql
-from atelier_etl.copyload import (FileReport, IdSet, Reject, begin_bulk_load, copy_text, load_csv,
-                                  parse_reference, run_timed)
+from atelier_etl.copyload import (COUNT, ID, NULLABLE_TEXT, TEXT, URL, FileReport, IdSet, Reject,
+                                  begin_bulk_load, copy_text, load_csv, parse_reference, run_timed)
+from atelier_etl.swap import open_load_schema, swap_in
 
 FILES = ("product.csv", "features.csv", "styles.csv", "photos.csv", "skus.csv", "related.csv")
 
@@ -51,16 +53,23 @@ def _quantity(text: str) -> str:
     raise Reject(f"bad value: quantity is not a whole number: {text!r}")
 
 
-def _swallowed(fields) -> str:
-    """The reason for a record in which an unclosed quote swallowed the following line(s)."""
-    joined = ",".join(fields)
-    lost = [line.split(",", 1)[0].lstrip('"') for line in joined.splitlines()[1:]]
-    return (f"photo_unclosed_quote: a quoted field has no closing quote, so the next "
-            f"{len(lost)} physical line(s) were read into it and are lost with this record "
-            f"(their records start with id {', '.join(lost)})")
+# Clean records (atelier_etl.copyload): what PostgreSQL may read unaided. Prices are plain digits.
+_PRICE_DIGITS = rb"[0-9]{1,10}"
+_CLEAN = {
+    "product.csv": ID + b"," + TEXT + b"," + TEXT + b"," + TEXT + b"," + TEXT + b"," + _PRICE_DIGITS,
+    "features.csv": ID + b"," + ID + b"," + TEXT + b"," + NULLABLE_TEXT,
+    "styles.csv": ID + b"," + ID + b"," + TEXT + b",(?:null|" + _PRICE_DIGITS + b")," + _PRICE_DIGITS + b",[01]",
+    "photos.csv": ID + b"," + ID + b"," + URL + b"," + URL,
+    "skus.csv": ID + b"," + ID + b"," + TEXT + b"," + COUNT,
+    "related.csv": ID + b"," + ID + b"," + ID,
+}
 
 
-def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
+def _related_to_itself(values):
+    return values[1] == values[2]
+
+
+def load(conn, data_dir: Path, rejects_dir: Path, progress=None, runtime_role: str = None) -> list[FileReport]:
     data_dir, rejects_dir = Path(data_dir), Path(rejects_dir)
     products, styles = IdSet(), IdSet()
 
@@ -84,18 +93,15 @@ def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
                 _price(original_price, "original_price", repair), default)
 
     def parse_photo(fields, repair):
-        # Called for every field count (check_width=False): an unclosed quote and a missing
-        # thumbnail_url both change it, and each has its own outcome.
+        # Called for every field count (check_width=False): a missing thumbnail_url has its own
+        # outcome. photos.csv is read a physical line per record, so an unclosed quote (repaired
+        # by copyload) cannot swallow the next line.
         if len(fields) == 4:
             ident, style_id, url, thumbnail_url = fields
         elif len(fields) == 3:
             ident, style_id, url = fields
             thumbnail_url = ""
         else:
-            thumbnail_url = url = ""
-        if "\n" in url or "\n" in thumbnail_url or (len(fields) > 4 and any("\n" in f for f in fields)):
-            raise Reject(_swallowed(fields))
-        if len(fields) not in (3, 4):
             raise Reject(f"wrong field count: expected 4 fields, found {len(fields)}")
         if not url:
             raise Reject("bad value: url is empty")
@@ -119,28 +125,35 @@ def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
 
     plan = [
         ("product.csv", "id,name,slogan,description,category,default_price", "product",
-         ("id", "name", "slogan", "description", "category", "default_price"), parse_product, products, True),
+         ("id", "name", "slogan", "description", "category", "default_price"), parse_product, products,
+         dict()),
         ("features.csv", "id,product_id,feature,value", "feature",
-         ("id", "product_id", "feature", "value"), parse_feature, None, True),
+         ("id", "product_id", "feature", "value"), parse_feature, None, dict(references=[(1, products)])),
         ("styles.csv", "id,productId,name,sale_price,original_price,default_style", "style",
-         ("id", "product_id", "name", "sale_price", "original_price", "default_style"), parse_style, styles, True),
+         ("id", "product_id", "name", "sale_price", "original_price", "default_style"), parse_style, styles,
+         dict(references=[(1, products)])),
         ("photos.csv", "id,styleId,url,thumbnail_url", "photo",
-         ("id", "style_id", "url", "thumbnail_url"), parse_photo, None, False),
+         ("id", "style_id", "url", "thumbnail_url"), parse_photo, None,
+         dict(references=[(1, styles)], check_width=False, one_line_records=True)),
         ("skus.csv", "id,styleId,size,quantity", "sku",
-         ("id", "style_id", "size", "quantity"), parse_sku, None, True),
+         ("id", "style_id", "size", "quantity"), parse_sku, None, dict(references=[(1, styles)])),
         ("related.csv", "id,current_product_id,related_product_id", "related",
-         ("id", "product_id", "related_product_id"), parse_related, None, True),
+         ("id", "product_id", "related_product_id"), parse_related, None,
+         dict(references=[(1, products), (2, products)], vector_check=_related_to_itself)),
     ]
     reports = []
     with conn.cursor() as cur:
         begin_bulk_load(cur)
+        target = open_load_schema(cur)
         cur.execute(schema_sql("products", "schema.sql"))
-        for name, header, table, columns, parse, seen_ids, check_width in plan:
+        for name, header, table, columns, parse, seen_ids, options in plan:
             reports.append(load_csv(cur, data_dir / name, header=header, table=table, columns=columns,
                                     parse=parse, rejects_dir=rejects_dir, seen_ids=seen_ids,
-                                    check_width=check_width))
+                                    record=_CLEAN[name], progress=progress, **options))
         # Statistics first: indexes.sql builds the documents with a query that needs them.
-        run_timed(cur, "ANALYZE product, feature, style, photo, sku, related", "statistics")
-        run_timed(cur, schema_sql("products", "indexes.sql"), "keys, indexes, sequences and documents")
-        run_timed(cur, "ANALYZE product_document", "statistics of the documents")
+        run_timed(cur, "ANALYZE product, feature, style, photo, sku, related", "statistics", progress)
+        run_timed(cur, schema_sql("products", "indexes.sql"), "keys, indexes, sequences, documents",
+                  progress)
+        run_timed(cur, "ANALYZE product_document", "statistics of the documents", progress)
+        swap_in(cur, target, runtime_role)
     return reports

@@ -17,9 +17,8 @@ TABLES = {"product.csv": "product", "features.csv": "feature", "styles.csv": "st
           "photos.csv": "photo", "skus.csv": "sku", "related.csv": "related"}
 # manifest kind -> the kind (text before ":") of the reason the loader must reject it with
 REJECTED_AS = {"related_zero": "related_zero", "related_self": "related_self",
-               "photo_unclosed_quote": "photo_unclosed_quote", "missing_field": "wrong field count",
-               "duplicate_id": "duplicate id"}
-REPAIRED = {"price_format", "photo_missing_thumbnail"}
+               "missing_field": "wrong field count", "duplicate_id": "duplicate id"}
+REPAIRED = {"price_format", "photo_missing_thumbnail", "photo_unclosed_quote"}
 HARMLESS = {"bom"}  # dropped by the reader; the file loads
 
 
@@ -86,17 +85,22 @@ def test_rejects_are_exactly_the_manifest_lines_with_the_right_reasons(loaded, m
         assert found == expected, name
 
 
-def test_an_unclosed_quote_loses_its_neighbour_and_says_so(loaded, manifest, data_dir):
-    url, _, rejects_dir = loaded
-    rejects = rejects_of(rejects_dir, "photos.csv")
+def test_an_unclosed_quote_ends_at_the_line_break_and_its_neighbour_loads(loaded, manifest, data_dir):
+    url, reports, rejects_dir = loaded
     broken = [row for row in manifest if row["kind"] == "photo_unclosed_quote"]
     assert broken
     for row in broken:
         line = int(row["line"])
-        neighbour_id = physical_line(data_dir, "photos.csv", line + 1).split(",", 1)[0]
-        reason = rejects[line]["reason"]
-        assert "lost" in reason and f"id {neighbour_id}" in reason
-        assert query(url, "SELECT count(*) FROM photo WHERE id IN (%s, %s)", (int(row["id"]), int(neighbour_id))) == [(0,)]
+        text = physical_line(data_dir, "photos.csv", line).rstrip("\n")
+        assert text.count('"') % 2 == 1  # really unclosed
+        thumbnail = text.rsplit(',"', 1)[1]
+        neighbour = next(csv.reader([physical_line(data_dir, "photos.csv", line + 1)]))
+        assert query(url, "SELECT thumbnail_url FROM photo WHERE id = %s", (int(row["id"]),)) == [(thumbnail,)]
+        assert query(url, "SELECT style_id, url, thumbnail_url FROM photo WHERE id = %s", (int(neighbour[0]),)) \
+            == [(int(neighbour[1]), neighbour[2], neighbour[3])]
+    assert line not in rejects_of(rejects_dir, "photos.csv")
+    assert reports["photos.csv"].reasons["repaired: unclosed_quote: a quoted value had no closing quote; "
+                                         "it ends at the line break"] == len(broken)
 
 
 def test_prices_with_spaces_or_dollar_signs_are_repaired(loaded, manifest, data_dir):
@@ -116,7 +120,8 @@ def test_missing_thumbnails_are_repaired_with_the_photo_url(loaded, manifest):
     assert ids
     found = query(url, "SELECT id, thumbnail_url = url AND url LIKE 'https://%%' FROM photo WHERE id = ANY(%s) ORDER BY id", (ids,))
     assert found == [(i, True) for i in sorted(ids)]
-    assert reports["photos.csv"].repaired == len(ids)
+    unclosed = sum(1 for row in manifest if row["kind"] == "photo_unclosed_quote")
+    assert reports["photos.csv"].repaired == len(ids) + unclosed
 
 
 def test_a_duplicate_id_keeps_the_first_row(loaded, manifest, data_dir):
@@ -172,3 +177,34 @@ def test_loading_twice_gives_the_same_database(database_factory, data_dir, tmp_p
     assert first["product"][0] > 0
     # the sequences hand out fresh ids
     assert first["product_id_seq"][0] > query(url, "SELECT max(id) FROM product")[0][0]
+
+
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_unclosed_quotes_at_the_edges(database_factory, tmp_path, final_newline):
+    """Two broken photos in a row (the second is the line the first would have swallowed), a good
+    one after them, an orphan whose line number must still be right, and a broken last line."""
+    folder = tmp_path / "edges"
+    folder.mkdir()
+    files = {
+        "product.csv": 'id,name,slogan,description,category,default_price\n1,"P","S","D","C",10\n',
+        "features.csv": "id,product_id,feature,value\n",
+        "styles.csv": 'id,productId,name,sale_price,original_price,default_style\n1,1,"S",null,10,1\n',
+        "skus.csv": "id,styleId,size,quantity\n",
+        "related.csv": "id,current_product_id,related_product_id\n",
+        "photos.csv": ('id,styleId,url,thumbnail_url\n'
+                       '1,1,"https://a/1","https://a/1t\n'
+                       '2,1,"https://a/2","https://a/2t\n'
+                       '3,1,"https://a/3","https://a/3t"\n'
+                       '5,9,"https://a/5","https://a/5t"\n'
+                       '4,1,"https://a/4","https://a/4t' + ("\n" if final_newline else "")),
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    url = database_factory("products")
+    reports = run_load(url, folder, tmp_path / "rejects")
+    assert query(url, "SELECT id, thumbnail_url FROM photo ORDER BY id") == [
+        (1, "https://a/1t"), (2, "https://a/2t"), (3, "https://a/3t"), (4, "https://a/4t")]
+    photos = reports["photos.csv"]
+    assert (photos.read, photos.loaded, photos.repaired, photos.rejected) == (5, 4, 3, 1)
+    assert {line: row["reason"].split(":")[0] for line, row in rejects_of(tmp_path / "rejects", "photos.csv").items()} \
+        == {5: "orphan"}

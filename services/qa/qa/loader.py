@@ -1,9 +1,10 @@
 """Loads the three Q&A files into the qa database (`make load SERVICE=qa DATA=dir`).
 
-One transaction: schema.sql (drop and create the bare tables), COPY questions, answers, then
-answer photos, indexes.sql (keys, indexes, id sequences), sequences moved past the largest
-loaded id, ANALYZE. A load replaces what the database held; running it twice on the same
-folder gives the same database.
+One transaction: a new schema (atelier_etl.swap), schema.sql there, COPY questions, answers,
+then answer photos (atelier_etl.copyload: PostgreSQL parses the clean records, Python the dirt),
+indexes.sql (keys, indexes, id sequences), sequences moved past the largest loaded id, ANALYZE,
+then the new schema takes the old one's place. A load replaces what the database held; running
+it twice on the same folder gives the same database; until COMMIT the services read the old data.
 
 Conversions: dates are epoch milliseconds (an ISO-8601 date has one reading too: repaired);
 `reported` is 0/1. Rejected (each to <rejects>/<file>.rejects.csv with its line and a reason
@@ -17,8 +18,9 @@ import datetime
 from pathlib import Path
 
 from atelier_common.schema import schema_sql
-from atelier_etl.copyload import (FileReport, IdSet, Reject, begin_bulk_load, copy_text, load_csv,
-                                  parse_reference, run_timed)
+from atelier_etl.copyload import (COUNT, ID, TEXT, URL, FileReport, IdSet, Reject, begin_bulk_load,
+                                  copy_text, load_csv, parse_reference, run_timed)
+from atelier_etl.swap import open_load_schema, swap_in
 
 FILES = ("questions.csv", "answers.csv", "answers_photos.csv")
 
@@ -85,7 +87,14 @@ ALTER TABLE {table}
 """
 
 
-def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
+# Clean records (atelier_etl.copyload): what PostgreSQL may read unaided. Dates: epoch
+# milliseconds up to 3999999999999 (year 2096), below _LATEST_MS.
+_DATE = rb"(?:[0-9]{1,12}|[0-3][0-9]{12})"
+_POST = ID + b"," + ID + b"," + TEXT + b"," + _DATE + b"," + TEXT + b"," + TEXT + b",[01]," + COUNT
+_CLEAN = {"questions.csv": _POST, "answers.csv": _POST, "answers_photos.csv": ID + b"," + ID + b"," + URL}
+
+
+def load(conn, data_dir: Path, rejects_dir: Path, progress=None, runtime_role: str = None) -> list[FileReport]:
     data_dir, rejects_dir = Path(data_dir), Path(rejects_dir)
     questions, answers = IdSet(), IdSet()
 
@@ -108,26 +117,30 @@ def load(conn, data_dir: Path, rejects_dir: Path) -> list[FileReport]:
     plan = [
         ("questions.csv", "id,product_id,body,date_written,asker_name,asker_email,reported,helpful", "question",
          ("id", "product_id", "body", "date_written_ms", "asker_name", "asker_email", "reported", "helpful"),
-         parse_question, questions),
+         parse_question, questions, ()),
         ("answers.csv", "id,question_id,body,date_written,answerer_name,answerer_email,reported,helpful", "answer",
          ("id", "question_id", "body", "date_written_ms", "answerer_name", "answerer_email", "reported", "helpful"),
-         parse_answer, answers),
-        ("answers_photos.csv", "id,answer_id,url", "answer_photo", ("id", "answer_id", "url"), parse_photo, None),
+         parse_answer, answers, [(1, questions)]),
+        ("answers_photos.csv", "id,answer_id,url", "answer_photo", ("id", "answer_id", "url"), parse_photo, None,
+         [(1, answers)]),
     ]
     reports = []
     with conn.cursor() as cur:
         begin_bulk_load(cur)
+        target = open_load_schema(cur)
         cur.execute(schema_sql("qa", "schema.sql"))
         for table in ("question", "answer"):
             cur.execute(_RECEIVE_EPOCH_MS.format(table=table))
-        for name, header, table, columns, parse, seen_ids in plan:
+        for name, header, table, columns, parse, seen_ids, references in plan:
             reports.append(load_csv(cur, data_dir / name, header=header, table=table, columns=columns,
-                                    parse=parse, rejects_dir=rejects_dir, seen_ids=seen_ids))
+                                    parse=parse, rejects_dir=rejects_dir, seen_ids=seen_ids,
+                                    record=_CLEAN[name], references=references, progress=progress))
         for table in ("question", "answer"):
             cur.execute(_KEEP_TIMESTAMPS.format(table=table))
-        run_timed(cur, schema_sql("qa", "indexes.sql"), "keys and indexes")
+        run_timed(cur, schema_sql("qa", "indexes.sql"), "keys and indexes", progress)
         for table in ("question", "answer", "answer_photo"):
             # The next POST gets the id after the largest loaded one (an empty table keeps 1).
             cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")
-        cur.execute("ANALYZE question, answer, answer_photo")
+        run_timed(cur, "ANALYZE question, answer, answer_photo", "statistics", progress)
+        swap_in(cur, target, runtime_role)
     return reports

@@ -1,8 +1,10 @@
 """Bulk load of the four review files (`make load SERVICE=reviews DATA=dir`).
 
-One transaction: sql/schema.sql (re)creates the bare tables, each file streams into COPY
-(atelier_etl.copyload does the CSV, rejects and report), then sql/indexes.sql builds keys,
-indexes, sequences and the per-product aggregates from the loaded rows, and ANALYZE.
+One transaction: a new schema (atelier_etl.swap), sql/schema.sql creates the bare tables there,
+each file streams into COPY (atelier_etl.copyload: PostgreSQL parses the clean records, Python the
+dirt, rejects and report), then sql/indexes.sql builds keys, indexes, sequences and the
+per-product aggregates from the loaded rows, ANALYZE, and the new schema takes the old one's
+place (the services read the old data until COMMIT).
 
 Dirt and what becomes of it:
 - dates: epoch milliseconds load as they are (review.date_ms); ISO-8601 and JavaScript
@@ -22,8 +24,9 @@ plain string checks only and hand numbers to COPY as the digit strings they are.
 from datetime import datetime, timedelta, timezone
 
 from atelier_common.schema import schema_sql
-from atelier_etl.copyload import (IdSet, Reject, begin_bulk_load, copy_text, load_csv, parse_id,
-                                  parse_reference, run_timed)
+from atelier_etl.copyload import (COUNT, ID, NONEMPTY_TEXT, NULLABLE_TEXT, TEXT, URL, IdSet, Reject, begin_bulk_load,
+                                  copy_text, load_csv, parse_id, parse_reference, run_timed)
+from atelier_etl.swap import open_load_schema, swap_in
 
 FILES = ("reviews.csv", "reviews_photos.csv", "characteristics.csv", "characteristic_reviews.csv")
 
@@ -132,33 +135,47 @@ def characteristic_review_parser(characteristics: IdSet, reviews: IdSet):
     return parse_characteristic_review
 
 
-def load(conn, data_dir, rejects_dir):
+# Clean records (atelier_etl.copyload): what PostgreSQL may read unaided.
+_BOOLEAN = rb"(?:true|false)"
+_CLEAN_REVIEW = (ID + b"," + ID + b",[1-5],[0-9]{1,15}," + TEXT + b"," + TEXT + b"," + _BOOLEAN + b"," + _BOOLEAN
+                 + b"," + TEXT + b"," + TEXT + b"," + NULLABLE_TEXT + b"," + COUNT)
+_CLEAN_PHOTO = ID + b"," + ID + b"," + URL
+_CLEAN_CHARACTERISTIC = ID + b"," + ID + b',"(?!null")' + NONEMPTY_TEXT[1:]
+_CLEAN_CHARACTERISTIC_REVIEW = ID + b"," + ID + b"," + ID + b",[1-5]"
+
+
+def load(conn, data_dir, rejects_dir, progress=None, runtime_role: str = None):
     reviews, characteristics = IdSet(), IdSet()
     with conn.cursor() as cur:
         begin_bulk_load(cur)
+        target = open_load_schema(cur)
         cur.execute(schema_sql("reviews", "schema.sql"))
         reports = [
             load_csv(cur, data_dir / "reviews.csv", header=REVIEWS_HEADER, table="review",
                      columns=("id", "product_id", "rating", "date_ms", "summary", "body", "recommend",
                               "reported", "reviewer_name", "reviewer_email", "response", "helpfulness"),
-                     parse=parse_review, rejects_dir=rejects_dir, seen_ids=reviews),
+                     parse=parse_review, rejects_dir=rejects_dir, seen_ids=reviews,
+                     record=_CLEAN_REVIEW, progress=progress),
             load_csv(cur, data_dir / "reviews_photos.csv", header=PHOTOS_HEADER, table="review_photo",
                      columns=("id", "review_id", "url"), parse=review_photo_parser(reviews),
-                     rejects_dir=rejects_dir),
+                     rejects_dir=rejects_dir, record=_CLEAN_PHOTO, references=[(1, reviews)], progress=progress),
             load_csv(cur, data_dir / "characteristics.csv", header=CHARACTERISTICS_HEADER,
                      table="characteristic", columns=("id", "product_id", "name"),
-                     parse=parse_characteristic, rejects_dir=rejects_dir, seen_ids=characteristics),
+                     parse=parse_characteristic, rejects_dir=rejects_dir, seen_ids=characteristics,
+                     record=_CLEAN_CHARACTERISTIC, progress=progress),
             load_csv(cur, data_dir / "characteristic_reviews.csv", header=CHARACTERISTIC_REVIEWS_HEADER,
                      table="characteristic_review",
                      columns=("id", "characteristic_id", "review_id", "value"),
                      parse=characteristic_review_parser(characteristics, reviews),
-                     rejects_dir=rejects_dir),
+                     rejects_dir=rejects_dir, record=_CLEAN_CHARACTERISTIC_REVIEW,
+                     references=[(1, characteristics), (2, reviews)], progress=progress),
         ]
         # indexes.sql statement by statement, to report progress (index builds take a while)
         for statement in _statements(schema_sql("reviews", "indexes.sql")):
-            run_timed(cur, statement)
+            run_timed(cur, statement, " ".join(statement.split())[:48], progress)
         run_timed(cur, "ANALYZE review, review_photo, characteristic, characteristic_review, "
-                    "characteristic_tally, review_summary")
+                  "characteristic_tally, review_summary", "statistics", progress)
+        swap_in(cur, target, runtime_role)
     return reports
 
 
