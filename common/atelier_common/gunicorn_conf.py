@@ -10,7 +10,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # served ~3.4k req/s at p50 15 ms / p99 44-83 ms, where gunicorn's own gevent worker gave the same
 # throughput at p50 0-3 ms but p99 100-190 ms: the latter lets a connection whose next request is
 # already waiting jump the queue, and the others starve. Fair beats lucky.
-worker_class = os.environ.get("WORKER_CLASS", "gevent_pywsgi")
+# Our subclass writes each answer in one send, so an instance that dies mid-answer never leaves
+# the balancer with a header and no body (atelier_common/pywsgi_worker.py).
+worker_class = os.environ.get("WORKER_CLASS", "atelier_common.pywsgi_worker.OneSendPyWSGIWorker")
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 # Recycle workers now and then (a leak cannot grow forever); the jitter keeps them from all
 # restarting at once.
