@@ -10,9 +10,10 @@ closed connection while reading upstream" and the client gets a truncated answer
 `ChunkedEncodingError('Response ended prematurely')` when nginx gzips). Written in one send, the
 answer reaches the balancer whole or not at all, and "not at all" is retried on the next instance.
 
-One send covers an answer of up to the loopback socket's send buffer (hundreds of KB); the
-services' answers are a few KB (pages are capped). A streamed answer (a generator) still goes out
-in several sends; no route streams.
+Once the send has returned, the kernel owns the bytes and delivers them even if the process is
+killed next. On loopback (the balancer is on the same machine) one non-blocking send took 1 MB
+whole (measured), above the largest page; a streamed answer (a generator) would still go out in
+several sends, and no route streams.
 """
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
