@@ -16,7 +16,7 @@ WRITE_RATE_LIMIT ?= 10
 TESTS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help up down test data load bench clean loadtest report influx
+.PHONY: help up down test data load bench clean loadtest report influx chaos soak bench-metrics prometheus bench-fleet bench-tail
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,14 +30,30 @@ $(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/p
 	@$(PY) -m pip install --quiet --no-build-isolation --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
 	@touch $(STAMP)
 
+# The Terraform checks' tools (checkov, shellcheck) in a virtualenv of their own: checkov's many
+# dependencies must not meet the services' pinned ones.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
+$(INFRA_STAMP): infra/terraform/requirements-tools.txt
+	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INFRA_VENV)/bin/python -m pip install --quiet -r infra/terraform/requirements-tools.txt
+	@touch $(INFRA_STAMP)
+
 up: $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
 	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
 
-test: $(STAMP) ## run the whole test suite against a real PostgreSQL [TESTS="path -k name"]
+test: $(STAMP) $(INFRA_STAMP) ## run the whole test suite against a real PostgreSQL [TESTS="path -k name"]
 	$(PY) -m pytest $(TESTS)
+
+chaos: $(STAMP) ## fault tests only (database down, slow, read-only, shutdown; also in make test)
+	$(PY) -m pytest tests/chaos -q
+
+soak: $(STAMP) ## 10 min of page loads + writes through the running stack: RSS, errors, p99 per minute (not in CI)
+	$(PY) tools/soak.py
 
 data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 	$(PY) -m atelier_etl.generate --scale $(SCALE) --seed $(SEED) --out $(DATA) $(if $(DIRTY),--dirty)
@@ -65,6 +81,20 @@ report: $(STAMP) ## (re)write the HTML report of the latest load test [RUN=.data
 influx: $(STAMP) ## start a local InfluxDB for k6 results (data in .data/influx; INFLUX_PORT=8086)
 	@command -v influxd >/dev/null || (apt-get update -qq && apt-get install -y -qq influxdb)
 	$(PY) tools/influx.py start
+
+bench-metrics: $(STAMP) ## what /metrics costs: one worker with and without, wrk (SERVICE=products)
+	$(PY) tools/bench_metrics.py $(or $(SERVICE),products)
+
+prometheus: $(STAMP) ## start Prometheus (PROMETHEUS_PORT=9090) scraping every instance `make up` started
+	$(PY) tools/prometheus.py
+
+bench-fleet: $(STAMP) ## the page-load mix through the balancers, INSTANCES 1, 2, 4 (docs/bench/README.md)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	flock /tmp/atelier-bench.lock $(PY) tools/bench_fleet.py
+
+bench-tail: $(STAMP) ## each read endpoint's tail through the running balancers (make up CACHE=0 first)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	flock /tmp/atelier-bench.lock $(PY) tools/bench_tail.py
 
 clean: ## stop everything and delete .data/ (databases, generated data, logs) and, as root, the server's folder
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py clean; fi

@@ -35,7 +35,7 @@ SHARED_COMPONENTS = {
     "parameters": ["page", "count"],
     "headers": ["AccessControlAllowOrigin", "RetryAfter"],
 }
-OPERATIONS_PATHS = ["/healthz", "/readyz", "/openapi.json"]
+OPERATIONS_PATHS = ["/healthz", "/readyz", "/openapi.json", "/metrics"]
 
 
 @pytest.fixture(scope="module", params=SERVICES)
@@ -145,7 +145,7 @@ def sample_data(tmp_path_factory):
 def live(service, database_factory, sample_data, serve_module):
     url = database_factory(service)
     loader = importlib.import_module(f"{service}.loader")
-    with closing(psycopg2.connect(url)) as conn:
+    with closing(psycopg2.connect(url.owner)) as conn:  # loading is the owner's job
         loader.load(conn, sample_data, sample_data / "rejects" / service)
         conn.commit()
     return serve_module(service, url, MAX_PAGE_COUNT=1000)

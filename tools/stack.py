@@ -22,6 +22,7 @@ from pathlib import Path
 
 from atelier_common import fleet
 from atelier_common.localpg import (DATA, ROOT, SERVICES, LocalPostgres, LocalPostgresError, database_url,
+                                    owner_database_url,
                                     server_home, wait_for)
 
 RUN = DATA / "run"
@@ -57,10 +58,12 @@ def ensure_sample_data(scale: str):
                 "--out", str(SAMPLE)], LOGS / "generate.log")
 
 
-def prepare_database(service: str, url: str):
-    """Load the sample data into an empty database, or create the empty schema."""
+def prepare_database(service: str, pg: LocalPostgres):
+    """Load the sample data into an empty database, or create the empty schema (as the owner:
+    the service's own role may not create tables)."""
     from atelier_common.schema import apply_schema, has_tables
 
+    url = owner_database_url(service, pg)
     if has_tables(url):
         say(f"{service}: database already has tables, leaving it as it is")
         return
@@ -71,7 +74,7 @@ def prepare_database(service: str, url: str):
         say(f"{service}: empty schema created (no loader for this service yet)")
         return
     say(f"{service}: loading sample data (report in {(LOGS / f'load-{service}.log').relative_to(ROOT)})")
-    env = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": url})
+    env = dict(os.environ, **{f"{service.upper()}_OWNER_DATABASE_URL": url})
     run_logged([str(VENV_BIN / "python"), "-m", "atelier_etl.load", "--service", service,
                 "--data", str(SAMPLE)], LOGS / f"load-{service}.log", env=env)
 
@@ -178,7 +181,7 @@ def up(args):
     urls = database_urls(pg)
     ensure_sample_data(args.scale)
     for service in SERVICES:
-        prepare_database(service, urls[service])
+        prepare_database(service, pg)
     for service in SERVICES:
         start_instances(service, urls[service], args.instances)
     for service in SERVICES:

@@ -1,7 +1,6 @@
 """The first step of every service's application factory: settings and logging."""
-import logging
-
 from .config import load_settings
+from .logs import configure_plain_logging
 
 
 def register_settings(app, service: str, test_config=None):
@@ -12,5 +11,5 @@ def register_settings(app, service: str, test_config=None):
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     app.json.ensure_ascii = False
-    if not app.debug:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app.config["MAX_CONTENT_LENGTH"] = app.config["SETTINGS"].max_body_bytes  # larger: 413
+    configure_plain_logging()  # under gunicorn, GunicornLogger has done it already

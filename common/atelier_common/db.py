@@ -2,25 +2,40 @@
 
 - One pool per worker process, opened lazily after fork (a pool inherited from the gunicorn
   master would share sockets between processes).
-- psycopg2's pools raise at once when exhausted; a gevent semaphore in front makes a request
-  wait up to `pool_wait_seconds` for a free connection, then fail with PoolTimeout (-> 503).
+- psycopg2's pools raise at once when exhausted; `FairSlots` in front makes a request wait up
+  to `pool_wait_seconds` for a free connection, first come first served, then fail with
+  PoolTimeout (-> 503).
 - Connections run in autocommit (no BEGIN/COMMIT round trips for reads); writes open an
   explicit transaction with `transaction()`.
 - Statements are prepared once per connection and then EXECUTEd: PostgreSQL plans them once.
+- Faults (docs/reliability.md): a connection found broken (the server restarted, failed over)
+  also drops every idle connection of the pool, which would be just as dead: the next requests
+  open fresh ones instead of each failing once. Opening a connection is bounded in time
+  (`connect_timeout_seconds`: psycogreen's asynchronous connect ignores libpq's own), and TCP
+  keepalives notice a server that vanished without closing its sockets.
 """
 import os
 import re
+import time
+from collections import deque
 from contextlib import contextmanager
 
 import psycopg2
 import psycopg2.extensions
 import psycopg2_pool
 from flask import current_app
-from gevent.lock import BoundedSemaphore
+from gevent import Timeout
+from gevent.event import AsyncResult
+
+from .metrics import TALLY
 
 
 class PoolTimeout(Exception):
     """No connection became free within the configured wait."""
+
+
+class ConnectTimeout(psycopg2.OperationalError):
+    """The database did not accept a connection in time (answered like any database outage)."""
 
 
 def make_green():
@@ -65,30 +80,90 @@ class Statement:
         return cursor
 
 
+class FairSlots:
+    """A counting semaphore that serves waiters in arrival order.
+
+    gevent's Semaphore lets a greenlet that calls acquire() while a slot is free take it, even
+    when others wait: release() only schedules the wake-up of the first waiter, and any request
+    that arrives before the hub runs it barges in. With 25 requests in flight on a worker and 10
+    connections, a waiter could lose that race again and again (the 100-200 ms p99 of issue 9).
+    Here release() hands its slot straight to the oldest waiter, and nobody takes a free slot
+    while anyone waits."""
+
+    def __init__(self, size: int):
+        self.free = size
+        self.waiters = deque()
+
+    def try_acquire(self) -> bool:
+        """A free slot at once, when nobody waits (the usual case: no clock, no greenlet switch)."""
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return True
+        return False
+
+    def acquire(self, timeout: float) -> bool:
+        if self.try_acquire():
+            return True
+        handed = AsyncResult()
+        self.waiters.append(handed)
+        try:
+            handed.get(timeout=timeout)
+            return True
+        except Timeout:
+            if handed.ready():  # the slot arrived as the timer fired: it is ours
+                return True
+            self.waiters.remove(handed)
+            return False
+
+    def release(self):
+        if self.waiters:
+            self.waiters.popleft().set(True)  # the slot passes on without becoming free
+        else:
+            self.free += 1
+
+
 class Pool:
     def __init__(self, dsn: str, maxconn: int, wait_seconds: float, statement_timeout_ms: int,
-                 application_name: str = "atelier"):
+                 application_name: str = "atelier", connect_timeout_seconds: float = 2.0, tally=None):
         self.pid = os.getpid()
         self.wait_seconds = wait_seconds
-        self._slots = BoundedSemaphore(maxconn)
+        self.connect_timeout_seconds = connect_timeout_seconds
+        self.tally = tally  # metrics.WorkerTally, or None when metrics are off
+        self._slots = FairSlots(maxconn)
         self._pool = psycopg2_pool.ConnectionPool(
             minconn=0, maxconn=maxconn, idle_timeout=600, dsn=dsn,
             connection_factory=_Connection, application_name=application_name,
             options=f"-c statement_timeout={int(statement_timeout_ms)}",
+            connect_timeout=max(1, round(connect_timeout_seconds)),
+            keepalives=1, keepalives_idle=10, keepalives_interval=2, keepalives_count=3,
         )
 
     def acquire(self):
         """A connection, waiting at most `wait_seconds` for one to be free (else PoolTimeout)."""
-        if not self._slots.acquire(timeout=self.wait_seconds):
-            raise PoolTimeout()
+        if self._slots.try_acquire():  # the usual case: no clock needed
+            waited = 0.0
+        else:
+            started = time.perf_counter()
+            if not self._slots.acquire(self.wait_seconds):
+                if self.tally is not None:
+                    self.tally.pool_timed_out()
+                raise PoolTimeout()
+            waited = time.perf_counter() - started
+        if self.tally is not None:
+            self.tally.pool_waited(waited)
         try:
-            return self._pool.getconn()
+            if self._pool.idle_connections:  # the usual case: no connect, no timer to arm
+                return self._pool.getconn()
+            with Timeout(self.connect_timeout_seconds, ConnectTimeout):
+                return self._pool.getconn()
         except BaseException:
             self._slots.release()
             raise
 
     def release(self, conn):
         try:
+            if conn.closed:  # broken: the others, idle since before the fault, are dead too
+                self._pool.clear()
             self._pool.putconn(conn)
         finally:
             self._slots.release()
@@ -116,7 +191,9 @@ def get_pool() -> Pool:
     if pool is None or pool.pid != os.getpid():
         settings = app.config["SETTINGS"]
         pool = Pool(settings.database_url, settings.pool_max, settings.pool_wait_seconds,
-                    settings.statement_timeout_ms, application_name=settings.service)
+                    settings.statement_timeout_ms, application_name=settings.service,
+                    connect_timeout_seconds=settings.connect_timeout_seconds,
+                    tally=TALLY if settings.metrics_enabled else None)
         app.extensions["atelier_pool"] = pool
     return pool
 

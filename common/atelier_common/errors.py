@@ -1,14 +1,17 @@
 """The contract's JSON errors: 422 bad input, 400 unreadable body, 404 unknown, 503 database
-unavailable (with Retry-After), 500 anything else. No SQL text or traceback ever reaches a client."""
+unavailable (with Retry-After), 500 anything else. No SQL text or traceback ever reaches a client;
+every 5xx is logged with its traceback (logs.py adds the request id the response carries)."""
 import json
 import logging
 
 import psycopg2
+import psycopg2.errors
 from flask import Response, current_app, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from .db import PoolTimeout
+from .metrics import TALLY
 
 log = logging.getLogger("atelier")
 
@@ -71,28 +74,41 @@ def register_error_handlers(app):
 
     @app.errorhandler(PoolTimeout)
     def pool_timeout(error):
-        log.warning("no free database connection within the wait: %s %s", request.method, request.path)
+        log.warning("no free database connection within the wait: %s %s", request.method, request.path,
+                    exc_info=error)
         return _unavailable()
+
+    @app.errorhandler(psycopg2.errors.ReadOnlySqlTransaction)
+    def database_read_only(error):
+        # A failover in progress, a replica promoted late, a disk nearly full made read-only:
+        # reads still work, writes are refused until the database takes them again.
+        log.error("write refused, the database is read-only", exc_info=error)
+        return _unavailable("the database accepts no writes at the moment, retry later")
 
     @app.errorhandler(psycopg2.OperationalError)
     def database_unavailable(error):
+        TALLY.database_error(error.__class__.__name__)
         log.error("database unavailable: %s", error.__class__.__name__, exc_info=error)
         return _unavailable()
 
     @app.errorhandler(HTTPException)
     def http_error(error):
         message = {404: "not found", 405: "method not allowed"}.get(error.code, error.name.lower())
+        if error.code >= 500:
+            log.error("%s on %s %s", error.code, request.method, request.path, exc_info=error)
         # A 405 says which methods the path has (HTTP requires it; API fuzzers check it).
         allow = [(k, v) for k, v in error.get_headers() if k == "Allow"]
         return error_response(error.code, message, headers=allow or None)
 
     @app.errorhandler(Exception)
     def unexpected(error):
+        if isinstance(error, psycopg2.Error):
+            TALLY.database_error(error.__class__.__name__)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal server error")
 
 
-def _unavailable():
+def _unavailable(message="service temporarily unavailable, retry later"):
     retry_after = current_app.config["SETTINGS"].retry_after_seconds
-    return error_response(503, "service temporarily unavailable, retry later",
+    return error_response(503, message,
                           headers={"Retry-After": str(retry_after)})

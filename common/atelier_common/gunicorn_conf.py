@@ -2,7 +2,10 @@
 
 Everything can be overridden from the environment (BIND, WEB_CONCURRENCY, WORKER_CONNECTIONS, …)."""
 import gc
+import glob
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -10,9 +13,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # served ~3.4k req/s at p50 15 ms / p99 44-83 ms, where gunicorn's own gevent worker gave the same
 # throughput at p50 0-3 ms but p99 100-190 ms: the latter lets a connection whose next request is
 # already waiting jump the queue, and the others starve. Fair beats lucky.
-# Our subclass writes each answer in one send, so an instance that dies mid-answer never leaves
-# the balancer with a header and no body (atelier_common/pywsgi_worker.py).
-worker_class = os.environ.get("WORKER_CLASS", "atelier_common.pywsgi_worker.OneSendPyWSGIWorker")
+# (atelier_common.worker: that same worker, whose few answers of its own are JSON too, and
+# which writes each answer in one send: an instance that dies mid-answer never leaves the
+# balancer a header without its body.)
+worker_class = os.environ.get("WORKER_CLASS", "atelier_common.worker.ContractWorker")
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 # Recycle workers now and then (a leak cannot grow forever); the jitter keeps them from all
 # restarting at once.
@@ -26,11 +30,56 @@ keepalive = int(os.environ.get("KEEPALIVE", "75"))  # longer than the balancer's
 backlog = int(os.environ.get("BACKLOG", "2048"))
 accesslog = os.environ.get("ACCESS_LOG") or None  # off by default: it costs throughput
 errorlog = os.environ.get("ERROR_LOG", "-")
+# JSON lines, and the services' own `atelier` logger written to the same error log.
+logger_class = "atelier_common.logs.GunicornLogger"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 proc_name = os.environ.get("PROC_NAME", "atelier")
 # gunicorn's control socket has one default path per user: several services (and test servers)
 # on one machine would fight over it, and nothing here uses gunicornc.
 control_socket_disable = True
+
+
+def on_starting(server):
+    _prepare_metrics_folder(server)
+
+
+def on_exit(server):
+    if getattr(server, "metrics_folder_made", None):
+        shutil.rmtree(server.metrics_folder_made, ignore_errors=True)
+
+
+def child_exit(server, worker):
+    """In the master: a dead worker's in-flight requests are no longer in flight."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker):
+    """In the worker, on its way out: what it counted since its last flush."""
+    from atelier_common.metrics import TALLY
+
+    if TALLY.enabled:
+        TALLY.flush()
+
+
+def _prepare_metrics_folder(server):
+    """prometheus-client's multiprocess mode: the workers of this master share one folder of
+    metric files. PROMETHEUS_MULTIPROC_DIR when given (its old *.db files removed: the counts
+    of a previous run are not ours), else a fresh temporary folder removed at exit. Set before
+    any worker imports prometheus_client, which reads it at import."""
+    if os.environ.get("METRICS") == "0":
+        return
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for stale in glob.glob(os.path.join(folder, "*.db")):
+            os.remove(stale)
+    else:
+        folder = tempfile.mkdtemp(prefix=f"{server.proc_name}-metrics-")
+        server.metrics_folder_made = folder
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
 
 
 def post_fork(server, worker):
@@ -40,6 +89,9 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
+    from atelier_common.metrics import TALLY
+
+    TALLY.start_flushing()
     _count_requests(worker)
     # Objects created at import time never die: freezing them keeps the collector from
     # rescanning them on every full collection (one source of the latency tail).

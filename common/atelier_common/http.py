@@ -7,6 +7,8 @@ import ipaddress
 
 from flask import Response
 
+from .logs import register_request_id
+
 ALLOW_METHODS = "GET, POST, PUT, OPTIONS"
 ALLOW_HEADERS = "Content-Type, Authorization"
 
@@ -70,6 +72,7 @@ def register_contract_rules(app):
     settings = app.config["SETTINGS"]
     app.wsgi_app = ForwardedFor(ContractMiddleware(app.wsgi_app, settings.cors_allow_origin),
                                 settings.trusted_proxies)
+    register_request_id(app)  # outermost: even a preflight answer carries X-Request-Id
 
 
 def json_bytes(body) -> Response:

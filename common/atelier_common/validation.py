@@ -162,7 +162,10 @@ def load_json_body(schema: Schema, req) -> dict:
     mimetype = req.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise bad_request("Content-Type must be application/json.")
-    body = req.get_json(silent=True)
+    try:
+        body = req.get_json(silent=True)
+    except RecursionError:  # json's C scanner gives up on nesting ~1,000 levels deep
+        raise bad_request("The body is nested too deeply.") from None
     if body is None:
         raise bad_request("The body is not valid JSON.")
     if not isinstance(body, dict):

@@ -20,3 +20,11 @@ def test_settings_come_from_the_environment():
 def test_unreadable_numbers_fail_loudly(value):
     with pytest.raises(ConfigError, match="DB_POOL_MAX"):
         load_settings("reviews", environ={"REVIEWS_DATABASE_URL": "postgresql://x", "DB_POOL_MAX": value})
+
+
+def test_metrics_switch_is_0_or_1():
+    url = {"REVIEWS_DATABASE_URL": "postgresql://x"}
+    assert load_settings("reviews", environ=url).metrics_enabled is True
+    assert load_settings("reviews", environ={**url, "METRICS": "0"}).metrics_enabled is False
+    with pytest.raises(ConfigError, match="METRICS"):
+        load_settings("reviews", environ={**url, "METRICS": "off"})

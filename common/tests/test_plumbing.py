@@ -96,8 +96,8 @@ def test_each_service_answers_under_gunicorn(serve, database_factory):
 def test_each_service_role_reaches_only_its_own_database(postgres):
     import psycopg2
 
-    postgres.ensure_service_database("products", "pw-products")
-    postgres.ensure_service_database("qa", "pw-qa")
+    postgres.ensure_service_database("products", "pw-products", "pw-products-owner")
+    postgres.ensure_service_database("qa", "pw-qa", "pw-qa-owner")
     psycopg2.connect(postgres.url("products", "pw-products", "products")).close()
     with pytest.raises(psycopg2.OperationalError, match="CONNECT privilege"):
         psycopg2.connect(postgres.url("products", "pw-products", "qa"))

@@ -1,7 +1,8 @@
 """`make load DATA=dir [SERVICE=name]`: replace a service's data with the CSV files in a folder.
 
 Each service's loader lives in its own package (`<service>/loader.py`, next to its schema); this
-command finds the database (<SERVICE>_DATABASE_URL, or the local server) and runs it. Rejected
+command finds the database (<SERVICE>_OWNER_DATABASE_URL, else <SERVICE>_DATABASE_URL, else the
+local server's owner role: loading creates tables) and runs it. Rejected
 records go to `<DATA>/rejects/<service>/`, one file per input file.
 """
 import argparse
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import psycopg2
 
-from atelier_common.localpg import SERVICES, database_url
+from atelier_common.localpg import SERVICES, owner_database_url
 from atelier_etl.copyload import print_reports
 
 
@@ -23,7 +24,7 @@ def load_service(service: str, data: Path, rejects: Path):
         raise SystemExit(f"{service}: {data} lacks {', '.join(missing)}")
     started = time.monotonic()
     print(f"{service}: loading {', '.join(loader.FILES)} from {data}", file=sys.stderr, flush=True)
-    conn = psycopg2.connect(database_url(service))
+    conn = psycopg2.connect(owner_database_url(service))
     try:
         reports = loader.load(conn, data, rejects / service)
         conn.commit()

@@ -63,9 +63,11 @@ def stack(tmp_path_factory, database_factory, catalogue):
     tools/loadtest.py at them (database URLs for the ids, base URLs for k6)."""
     urls = {service: database_factory(service) for service in SERVICES}
     env = dict(os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in urls.items()})
+    # The loader creates tables: it runs as each database's owner, the services as its runtime role.
+    owners = {f"{s.upper()}_OWNER_DATABASE_URL": u.owner for s, u in urls.items()}
     subprocess.run([PYTHON, "-m", "atelier_etl.load", "--data", str(catalogue),
                     "--rejects", str(tmp_path_factory.mktemp("rejects"))],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+                   check=True, env=dict(env, **owners), stdout=subprocess.DEVNULL)
     servers = []
     try:
         for service in SERVICES:

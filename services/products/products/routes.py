@@ -11,10 +11,11 @@ from atelier_common.validation import load_query, path_id
 from . import queries, schemas
 
 bp = Blueprint("products", __name__)
+# Each view's name is its route name: the label of its metrics, its k6 tag, its row in benchmarks.
 
 
 @bp.get("/products")
-def list_products():
+def products_list():
     page = load_query(schemas.PRODUCTS_PAGE, request.args)
     return json_bytes(fetch_value(queries.PRODUCTS_PAGE, (page["count"], page["offset"])))
 
@@ -27,7 +28,7 @@ def _product_document(statement, raw_id: str):
 
 
 @bp.get("/products/<raw_id>")
-def product_detail(raw_id):
+def product(raw_id):
     return _product_document(queries.PRODUCT, raw_id)
 
 

@@ -9,30 +9,31 @@ from atelier_common.validation import load_json_body, load_query, path_id
 from . import queries, schemas
 
 bp = Blueprint("qa", __name__)
+# Each view's name is its route name: the label of its metrics, its k6 tag, its row in benchmarks.
 
 
 @bp.get("/qa/questions")
-def list_questions():
+def qa_questions():
     query = load_query(schemas.question_list_query, request.args)
     return json_bytes(fetch_value(queries.QUESTIONS, (query["product_id"], query["count"], query["offset"])))
 
 
 @bp.get("/qa/questions/<question_id>/answers")
-def list_answers(question_id):
+def qa_answers(question_id):
     question_id = path_id("question_id", question_id)
     query = load_query(schemas.answer_list_query, request.args)
     return json_bytes(fetch_value(queries.ANSWERS, (question_id, query["page"], query["count"], query["offset"])))
 
 
 @bp.post("/qa/questions")
-def add_question():
+def qa_question_post():
     body = load_json_body(schemas.question_body, request)
     new_id = fetch_value(queries.INSERT_QUESTION, (body["product_id"], body["body"], body["name"], body["email"]))
     return created(f"/qa/questions/{new_id}", changed(product_id=body["product_id"]))
 
 
 @bp.post("/qa/questions/<question_id>/answers")
-def add_answer(question_id):
+def qa_answer_post(question_id):
     question_id = path_id("question_id", question_id)
     body = load_json_body(schemas.answer_body, request)
     row = fetch_row(queries.INSERT_ANSWER,
@@ -53,20 +54,20 @@ def _mark(statement: Statement, field: str, what: str, raw_id: str):
 
 
 @bp.put("/qa/questions/<question_id>/helpful")
-def mark_question_helpful(question_id):
+def qa_question_helpful(question_id):
     return _mark(queries.MARK_QUESTION_HELPFUL, "question_id", "question", question_id)
 
 
 @bp.put("/qa/questions/<question_id>/report")
-def report_question(question_id):
+def qa_question_report(question_id):
     return _mark(queries.REPORT_QUESTION, "question_id", "question", question_id)
 
 
 @bp.put("/qa/answers/<answer_id>/helpful")
-def mark_answer_helpful(answer_id):
+def qa_answer_helpful(answer_id):
     return _mark(queries.MARK_ANSWER_HELPFUL, "answer_id", "answer", answer_id)
 
 
 @bp.put("/qa/answers/<answer_id>/report")
-def report_answer(answer_id):
+def qa_answer_report(answer_id):
     return _mark(queries.REPORT_ANSWER, "answer_id", "answer", answer_id)

@@ -83,16 +83,16 @@ def _expected_rejects(data_dir):
 
 
 def _load(url, data_dir, rejects_dir):
-    with closing(psycopg2.connect(url)) as conn:
+    with closing(psycopg2.connect(url.owner)) as conn:  # loading is the owner's job
         reports = loader.load(conn, data_dir, rejects_dir)
         conn.commit()
     return reports
 
 
 def _fingerprint(url):
-    """A digest of every table's rows, in id order, and of the sequences."""
+    """A digest of every table's rows, in id order, and of the sequences (read by the owner)."""
     digest = {}
-    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+    with closing(psycopg2.connect(url.owner)) as conn, conn.cursor() as cur:
         for table in ("question", "answer", "answer_photo"):
             buffer = io.StringIO()
             cur.copy_expert(f"COPY (SELECT * FROM {table} ORDER BY id) TO STDOUT", buffer)
@@ -180,7 +180,7 @@ def test_values_are_converted(loaded, data_dir):
 
 def test_indexes_and_sequences_exist_after_a_load(loaded):
     url, _, _ = loaded
-    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+    with closing(psycopg2.connect(url.owner)) as conn, conn.cursor() as cur:  # reads a sequence
         cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1")
         assert [row[0] for row in cur.fetchall()] == [
             "answer_photo_answer_idx", "answer_photo_pkey", "answer_pkey", "answer_question_idx",
@@ -240,7 +240,7 @@ def test_header_mismatch_fails_the_whole_load(database_factory, data_dir, tmp_pa
     broken = tmp_path / "broken"
     shutil.copytree(data_dir, broken)
     (broken / "answers_photos.csv").write_text("id,answer,url\n1,1,https://x.example/1\n")
-    with closing(psycopg2.connect(url)) as conn:
+    with closing(psycopg2.connect(url.owner)) as conn:
         with pytest.raises(ValueError, match="header"):
             loader.load(conn, broken, tmp_path / "rejects")
         conn.rollback()

@@ -351,7 +351,7 @@ def test_answer_and_photos_commit_together_or_not_at_all(database_factory):
     from qa import create_app
 
     url = database_factory("qa")
-    with closing(psycopg2.connect(url)) as conn, conn, conn.cursor() as cur:
+    with closing(psycopg2.connect(url.owner)) as conn, conn, conn.cursor() as cur:  # DDL: the owner
         cur.execute("""
             CREATE FUNCTION refuse_photo() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN

@@ -6,6 +6,7 @@ from atelier_common.db import register_db
 from atelier_common.errors import register_error_handlers
 from atelier_common.health import register_health
 from atelier_common.http import register_contract_rules
+from atelier_common.metrics import register_metrics
 from atelier_common.openapi import register_openapi
 from atelier_common.schema import register_cli
 
@@ -22,4 +23,5 @@ def create_app(test_config=None):
     register_cli(app, __name__)
     app.register_blueprint(routes.bp)
     register_contract_rules(app)
+    register_metrics(app)
     return app

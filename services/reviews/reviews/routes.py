@@ -13,10 +13,11 @@ from atelier_common.validation import load_json_body, load_query, path_id
 from . import queries, schemas
 
 bp = Blueprint("reviews", __name__)
+# Each view's name is its route name: the label of its metrics, its k6 tag, its row in benchmarks.
 
 
 @bp.get("/reviews")
-def list_reviews():
+def reviews_list():
     query = load_query(schemas.REVIEWS_PAGE, request.args)
     statement = queries.REVIEW_PAGES[query["sort"]]
     return json_bytes(fetch_value(statement, (query["product_id"], query["page"], query["count"],
@@ -24,7 +25,7 @@ def list_reviews():
 
 
 @bp.get("/reviews/meta")
-def review_meta():
+def reviews_meta():
     product_id = load_query(schemas.META, request.args)["product_id"]
     body = fetch_value(queries.META, (product_id,))
     if body is None:
@@ -33,7 +34,7 @@ def review_meta():
 
 
 @bp.post("/reviews")
-def post_review():
+def reviews_post():
     review = load_json_body(schemas.NEW_REVIEW, request)
     product_id = review["product_id"]
     characteristic_ids = list(review["characteristics"])
@@ -54,7 +55,7 @@ def post_review():
 
 
 @bp.put("/reviews/<raw_id>/helpful")
-def mark_helpful(raw_id):
+def reviews_helpful(raw_id):
     product_id = fetch_value(queries.MARK_HELPFUL, (path_id("review_id", raw_id),))
     if product_id is None:
         raise not_found("review")
@@ -62,7 +63,7 @@ def mark_helpful(raw_id):
 
 
 @bp.put("/reviews/<raw_id>/report")
-def report_review(raw_id):
+def reviews_report(raw_id):
     review_id = path_id("review_id", raw_id)
     with transaction() as cur:
         row = queries.REPORT_REVIEW.run(cur, (review_id,)).fetchone()

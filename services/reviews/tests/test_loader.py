@@ -35,7 +35,7 @@ def manifest(data_dir):
 
 def run_load(database_url, data_dir, rejects_dir):
     """What `python -m atelier_etl.load` does: one connection, one transaction, commit."""
-    conn = psycopg2.connect(database_url)
+    conn = psycopg2.connect(database_url.owner)  # loading is the owner's job
     try:
         reports = loader.load(conn, data_dir, rejects_dir)
         conn.commit()

@@ -1,4 +1,4 @@
-"""The instances' worker writes each answer (status line, headers, body) in one send: an instance
+"""The instances' worker (atelier_common.worker) writes each answer (status line, headers, body) in one send: an instance
 killed between a header send and a body send would leave the balancer a header and no body,
 too late to try the next instance (tests/fleet/test_failover.py kills one under load)."""
 import socket
@@ -6,7 +6,7 @@ import socket
 import pytest
 from gevent.pywsgi import WSGIHandler
 
-from atelier_common.pywsgi_worker import OneSendHandler
+from atelier_common.worker import ContractHandler
 
 
 def answer(handler_class, status: str, headers: list, body_chunks):
@@ -29,7 +29,7 @@ def answer(handler_class, status: str, headers: list, body_chunks):
 
 def test_a_json_answer_is_one_send_with_its_length():
     body = b'{"product_id": "1", "results": []}'
-    sends = answer(OneSendHandler, "200 OK", [("Content-Type", "application/json"),
+    sends = answer(ContractHandler, "200 OK", [("Content-Type", "application/json"),
                                               ("Content-Length", str(len(body)))], [body])
     assert len(sends) == 1
     head, sent_body = sends[0].split(b"\r\n\r\n", 1)
@@ -45,12 +45,12 @@ def test_gevents_own_handler_sends_the_header_apart():
 
 
 def test_an_empty_answer_is_its_header_alone():
-    sends = answer(OneSendHandler, "204 NO CONTENT", [], [])
+    sends = answer(ContractHandler, "204 NO CONTENT", [], [])
     assert len(sends) == 1 and sends[0].startswith(b"HTTP/1.1 204") and sends[0].endswith(b"\r\n\r\n")
 
 
 @pytest.mark.parametrize("chunks", [[b"ab", b"cde"]])
 def test_a_streamed_answer_carries_its_first_chunk_with_the_header(chunks):
-    sends = answer(OneSendHandler, "200 OK", [], iter(chunks))
+    sends = answer(ContractHandler, "200 OK", [], iter(chunks))
     assert b"Transfer-Encoding: chunked" in sends[0]
     assert sends[0].endswith(b"\r\n\r\n2\r\nab\r\n") and sends[1:] == [b"3\r\ncde\r\n"]

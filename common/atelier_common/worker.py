@@ -1,0 +1,131 @@
+"""gunicorn's gevent pywsgi worker, whose own answers follow the contract too, which writes
+each answer in one send, and which stops promptly.
+
+- One send per answer: gevent's pywsgi writes the status line and headers with one send and the
+  body with a second. An instance that dies between the two (SIGKILL, the OOM killer, a crashed
+  machine; a busy host can deschedule the process right there) leaves the balancer a complete
+  header and no body. nginx has then already started its answer to the client, so it can no
+  longer try the next instance (`proxy_next_upstream` only covers failures before the header):
+  it logs "upstream prematurely closed connection while reading upstream" and the client gets a
+  truncated answer (requests: `ChunkedEncodingError('Response ended prematurely')` when nginx
+  gzips). Written in one send, the answer reaches the balancer whole or not at all, and "not at
+  all" is retried on the next instance. Once the send has returned the kernel owns the bytes and
+  delivers them even if the process is killed next; on loopback (the balancer is on the same
+  machine) one non-blocking send took 1 MB whole (measured), above the largest page. A streamed
+  answer (a generator) would still go out in several sends; no route streams.
+
+- Shutdown (SIGTERM: `make down`, a deploy): gunicorn waits until every connection has ended,
+  and a balancer keeps idle keep-alive connections open for a minute, so each instance used to
+  sit out the whole graceful_timeout (20 s). Here, once the worker stops accepting, connections
+  that wait for their next request are closed (requests in flight still finish); the worker
+  exits as soon as the last answer is sent.
+- gevent's HTTP parser answers what never reaches Flask itself: more than 100 header lines, a
+malformed request line or header, a request line over 8 KB (behind nginx, these are the few it
+lets through). Its answers have an empty or plain-text body; here they carry the contract's
+JSON error shape, and a 500 of the server itself says no more than Flask's would."""
+import json
+import socket
+import weakref
+
+import gevent
+from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+
+_MESSAGES = {
+    "400": ("400 Bad Request", {"message": "The request could not be read.",
+                                "errors": {"request": ["malformed HTTP request"]}}),
+    "414": ("414 Request-URI Too Long", {"message": "The request line is too long."}),
+    "500": ("500 Internal Server Error", {"message": "internal server error"}),
+}
+
+
+def _raw_response(code: str) -> bytes:
+    status, body = _MESSAGES[code]
+    payload = json.dumps(body).encode()
+    return (f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+
+
+_RAW = {code: _raw_response(code) for code in _MESSAGES}
+
+
+class ContractHandler(PyWSGIHandler):
+    connections = weakref.WeakSet()  # the worker's open connections (one handler each)
+    waiting = False                  # between requests: nothing in flight on this connection
+
+    def handle(self):
+        self.connections.add(self)
+        super().handle()
+
+    def read_requestline(self):
+        self.waiting = True
+        try:
+            return super().read_requestline()
+        finally:
+            self.waiting = False
+
+    def close_if_waiting(self) -> bool:
+        if not self.waiting or self.socket is None:
+            return False
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)  # the pending read sees EOF: the handler ends
+        except OSError:
+            pass
+        return True
+
+    def handle_one_request(self):
+        result = super().handle_one_request()
+        if isinstance(result, tuple) and result[0] in _RAW:  # (status, raw bytes) of an error
+            return result[0], _RAW[result[0]]
+        return result
+
+    def _write_with_headers(self, data):
+        # gevent's own version, except that the first body chunk joins the headers' buffer.
+        self.headers_sent = True
+        self.finalize_headers()
+        answer = bytearray(b"HTTP/1.1 ")
+        answer += self.status
+        answer += b"\r\n"
+        for header, value in self.response_headers:
+            answer += header
+            answer += b": "
+            answer += value
+            answer += b"\r\n"
+        answer += b"\r\n"
+        if data:
+            if self.response_use_chunked:
+                answer += b"%x\r\n" % len(data)
+                answer += data
+                answer += b"\r\n"
+            else:
+                answer += data
+        self._sendall(answer)
+
+    def _send_error_response_if_possible(self, error_code):
+        code = str(error_code)
+        if self.response_length or code not in _MESSAGES:
+            return super()._send_error_response_if_possible(error_code)
+        status, body = _MESSAGES[code]
+        payload = json.dumps(body).encode()
+        try:
+            self.start_response(status, [("Content-Type", "application/json"),
+                                         ("Content-Length", str(len(payload))),
+                                         ("Connection", "close")])
+            self.write(payload)
+        except OSError:
+            self.close_connection = True
+
+
+class ContractWorker(GeventPyWSGIWorker):
+    wsgi_handler = ContractHandler
+
+    def run(self):
+        gevent.spawn(self._close_idle_connections_on_shutdown)
+        super().run()
+
+    def _close_idle_connections_on_shutdown(self):
+        while self.alive:
+            gevent.sleep(0.2)
+        while True:  # until the worker exits: a connection may finish its request later
+            for handler in list(ContractHandler.connections):
+                handler.close_if_waiting()
+            gevent.sleep(0.1)

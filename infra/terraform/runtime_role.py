@@ -1,0 +1,49 @@
+"""The load task's last step on RDS: give the service's runtime role its password (from Secrets
+Manager) and its grants, connected as the owner (the RDS master user, which may create roles).
+
+    <SERVICE>_OWNER_DATABASE_URL=... RUNTIME_PASSWORD=... python infra/terraform/runtime_role.py <service>
+
+The grants are the project's least-privilege split (common/atelier_common/roles.py). Running it
+again sets the current password (rotation) and changes nothing else.
+"""
+import os
+import sys
+from contextlib import closing
+
+import psycopg2
+from psycopg2 import sql
+
+from atelier_common.roles import grant_runtime_privileges, owner_role
+
+
+def ensure_login_role(conn, role: str, password: str):
+    """Create the role (a login with no other power: CREATE ROLE's defaults), or set its password.
+    An owner that is not a superuser (the RDS master user) may not even restate NOSUPERUSER
+    on ALTER, so a rerun changes the password only."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+        verb = "ALTER ROLE {} WITH" if cur.fetchone() else "CREATE ROLE {} WITH LOGIN"
+        cur.execute(sql.SQL(verb + " PASSWORD %s").format(sql.Identifier(role)), (password,))
+    conn.commit()
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    service = argv[0]
+    url_variable = f"{service.upper()}_OWNER_DATABASE_URL"
+    url, password = os.environ.get(url_variable), os.environ.get("RUNTIME_PASSWORD")
+    if not url or not password:
+        print(f"runtime_role: set {url_variable} and RUNTIME_PASSWORD", file=sys.stderr)
+        return 2
+    with closing(psycopg2.connect(url)) as conn:
+        ensure_login_role(conn, service, password)
+        grant_runtime_privileges(conn, owner_role(service), service)
+    print(f"runtime_role: {service} may log in and use the tables of {owner_role(service)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The per-endpoint tail through the balancers: `make bench-tail` (a benchmark, not a test).
+
+Issue 9's tail target: with the cache off (`make up CACHE=0`), each read endpoint, one after
+another, under `wrk -t1 -c50` with ids drawn uniformly from the last 10% of their range, through
+the service's balancer. Prints req/s, p50, p99 and non-2xx per endpoint (median of --rounds
+runs), plus the balancer's /healthz (it always reaches an instance) as the trivial reference.
+
+    flock /tmp/atelier-bench.lock .venv/bin/python tools/bench_tail.py [--seconds 8] [--rounds 1]
+
+Base URLs come from `tools/stack.py status --json` (or --products/--qa/--reviews).
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from atelier_bench import _lua_string, _ms, last_tenth  # noqa: E402
+
+from atelier_common.localpg import ROOT, database_url  # noqa: E402
+
+# (route name as in docs/INTERFACES, service, path with {id}, SQL giving the id range)
+PRODUCT_IDS = "SELECT min(id), max(id) FROM product"
+ENDPOINTS = [
+    ("healthz", "products", "/healthz", None),
+    ("products_list", "products", "/products", None),
+    ("product", "products", "/products/{id}", PRODUCT_IDS),
+    ("product_styles", "products", "/products/{id}/styles", PRODUCT_IDS),
+    ("product_related", "products", "/products/{id}/related", PRODUCT_IDS),
+    ("qa_questions", "qa", "/qa/questions?product_id={id}&count=100",
+     "SELECT min(product_id), max(product_id) FROM question"),
+    ("qa_answers", "qa", "/qa/questions/{id}/answers", "SELECT min(id), max(id) FROM question"),
+    ("reviews_list", "reviews", "/reviews?product_id={id}&count=100&sort=relevant",
+     "SELECT min(product_id), max(product_id) FROM review"),
+    ("reviews_meta", "reviews", "/reviews/meta?product_id={id}",
+     "SELECT min(product_id), max(product_id) FROM review"),
+]
+
+WRK_SCRIPT = """
+math.randomseed(%(seed)d)
+local low, high, path = %(low)d, %(high)d, %(path)s
+request = function()
+  return wrk.format("GET", (string.gsub(path, "{id}", tostring(math.random(low, high)))))
+end
+"""
+
+
+def stack_urls() -> dict:
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "stack.py"), "status", "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["urls"]
+
+
+def wrk(base: str, path: str, ids, seconds: int, connections: int, workdir: Path, seed: int) -> dict:
+    script = workdir / "tail.lua"
+    script.write_text(WRK_SCRIPT % {"seed": seed, "low": ids[0], "high": ids[1], "path": _lua_string(path)})
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+                          base], check=True, capture_output=True, text=True).stdout
+    import re
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
+            "p99": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
+            "non2xx": int(bad.group(1)) if bad else 0}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--only", help="route names, comma-separated")
+    parser.add_argument("--label", default="", help="printed in the table's heading")
+    for service in ("products", "qa", "reviews"):
+        parser.add_argument(f"--{service}", help=f"{service} base URL (default: from stack.py status)")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    urls = {s: getattr(args, s) for s in ("products", "qa", "reviews")}
+    if not all(urls.values()):
+        urls = {**stack_urls(), **{s: u for s, u in urls.items() if u}}
+    chosen = [e for e in ENDPOINTS if not args.only or e[0] in args.only.split(",")]
+    ranges = {}
+    for name, service, _, sql in chosen:
+        ranges[name] = last_tenth(database_url(service), sql) if sql else (1, 1)
+    workdir = Path(tempfile.mkdtemp(prefix="atelier-tail-"))
+    results = {name: [] for name, *_ in chosen}
+    started = time.strftime("%Y-%m-%d %H:%M")
+    try:
+        for round_number in range(args.rounds):
+            for name, service, path, _ in chosen:
+                result = wrk(urls[service], path, ranges[name], args.seconds, args.connections, workdir,
+                             round_number + 1)
+                results[name].append(result)
+                print(f"  {name}: {result['rps']:.0f} req/s p99 {result['p99']:.1f} ms", file=sys.stderr,
+                      flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    def median(name, key):
+        return statistics.median(r[key] for r in results[name])
+
+    print(f"\ntail {args.label}: {started}, wrk -t1 -c{args.connections} {args.seconds}s x {args.rounds} "
+          f"(medians), one endpoint at a time through the balancers, ids uniform in the last 10%\n")
+    print("| endpoint | req/s | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|")
+    for name, *_ in chosen:
+        print(f"| {name} | {median(name, 'rps'):.0f} | {median(name, 'p50'):.1f} | {median(name, 'p99'):.1f} "
+              f"| {sum(r['non2xx'] for r in results[name])} |")
+
+
+if __name__ == "__main__":
+    main()
