@@ -13,7 +13,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # served ~3.4k req/s at p50 15 ms / p99 44-83 ms, where gunicorn's own gevent worker gave the same
 # throughput at p50 0-3 ms but p99 100-190 ms: the latter lets a connection whose next request is
 # already waiting jump the queue, and the others starve. Fair beats lucky.
-# (atelier_common.worker: that same worker, whose few answers of its own are JSON too.)
+# (atelier_common.worker: that same worker, whose few answers of its own are JSON too, and
+# which writes each answer in one send: an instance that dies mid-answer never leaves the
+# balancer a header without its body.)
 worker_class = os.environ.get("WORKER_CLASS", "atelier_common.worker.ContractWorker")
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 # Recycle workers now and then (a leak cannot grow forever); the jitter keeps them from all
