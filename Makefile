@@ -39,7 +39,7 @@ test: $(STAMP) ## run the whole test suite against a real PostgreSQL
 data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 	$(PY) -m atelier_etl.generate --scale $(SCALE) --seed $(SEED) --out $(DATA) $(if $(DIRTY),--dirty)
 
-load: $(STAMP) ## load CSV files into the databases: DATA=dir [SERVICE=products|qa|reviews]
+load: $(STAMP) ## load CSV files into the databases, then flush the balancers' caches: DATA=dir [SERVICE=products|qa|reviews]
 	$(PY) -m atelier_etl.load --data $(DATA) $(if $(SERVICE),--service $(SERVICE))
 	$(PY) tools/stack.py flush
 

@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 from atelier_common import fleet
@@ -70,14 +69,6 @@ def prepare_database(service: str, url: str):
     env = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": url})
     subprocess.run([str(VENV_BIN / "python"), "-m", "atelier_etl.load", "--service", service,
                     "--data", str(SAMPLE)], check=True, env=env)
-
-
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def instance_port(service: str, i: int) -> int:
@@ -153,11 +144,11 @@ def up(args):
         start_instances(service, urls[service], args.instances)
     for service in SERVICES:
         for i in range(args.instances):
-            wait_for(lambda: ready(f"http://127.0.0.1:{instance_port(service, i)}/readyz"), 30,
+            wait_for(lambda: fleet.ready(f"http://127.0.0.1:{instance_port(service, i)}/readyz"), 30,
                      f"{service} instance {i} /readyz")
         start_balancer(binary, service, args.instances, args)
     for service in SERVICES:
-        wait_for(lambda: ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30, f"{service} balancer /readyz")
+        wait_for(lambda: fleet.ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30, f"{service} balancer /readyz")
         stop_extra_instances(service, args.instances)
     print()
     print(f"{'service':<10} {'base URL (nginx)':<24} {'instances (gunicorn)':<36} {'database':<32} logs")
@@ -169,7 +160,10 @@ def up(args):
     if any(u.endswith(f":{pg.port}/{s}") for s, u in urls.items()):
         print(f"{'postgres':<10} 127.0.0.1:{pg.port:<14} {'':<36} {str(pg.pgdata.relative_to(ROOT)):<32} "
               f"{pg.logfile.relative_to(ROOT)}")
-    print("\n`make down` stops all of it.")
+    print(f"\nbalancers: cache {'on' if args.cache else 'off'}, write rate limit "
+          f"{f'{args.write_rate_limit}/s per client (burst {2 * args.write_rate_limit})' if args.write_rate_limit else 'off'}"
+          f"; {args.instances} instance(s) per service")
+    print("`make down` stops all of it.")
 
 
 def down(args):

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from .localpg import ROOT, wait_for
@@ -62,6 +63,15 @@ def pid_alive(pidfile: Path):
         return None
 
 
+def ready(url: str) -> bool:
+    """True when url answers 200 (within 2 s)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -85,8 +95,10 @@ def start_instance(service: str, port: int, database_url: str, pidfile: Path, lo
 def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile: Path,
                     cache: int = 1, write_rate_limit: int = 10, extra=()):
     """Write the balancer's nginx.conf under prefix (created): (its path, whether it changed)."""
-    prefix = Path(prefix)
+    prefix = Path(prefix).resolve()
     prefix.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        _reachable_by_workers(prefix)
     args = [sys.executable, str(RENDER), "--service", service, "--listen", listen,
             "--cache", str(cache), "--write-rate-limit", str(write_rate_limit),
             "--prefix", str(prefix), "--pid", str(pidfile),
@@ -99,6 +111,16 @@ def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile:
     if changed:
         path.write_text(config)
     return path, changed
+
+
+def _reachable_by_workers(prefix: Path):
+    """Started as root, nginx runs its workers as `nobody`, and they write the cache and temp
+    files under the prefix: every folder above it must let others through (as localpg does for
+    the PostgreSQL server's user)."""
+    for folder in reversed(prefix.parents):
+        mode = folder.stat().st_mode
+        if mode & 0o001 != 0o001:
+            folder.chmod(mode | 0o001)
 
 
 def nginx_check(binary: str, conf: Path):

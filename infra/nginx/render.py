@@ -39,8 +39,8 @@ def render_text(text: str, values: dict) -> str:
             value = str(values[name])
         else:
             raise KeyError(f"the template uses {{{{{name}}}}}, which render.py does not set")
-        lines = value.split("\n")
-        return indent + before + ("\n" + indent).join(lines) if not before else indent + before + value
+        # Continuation lines take the indentation of the line the placeholder is on.
+        return indent + before + value.replace("\n", "\n" + indent)
 
     previous = None
     while previous != text:  # an inlined file may itself hold placeholders

@@ -10,7 +10,6 @@ import shutil
 import signal
 import tempfile
 import time
-import urllib.request
 from contextlib import closing
 from pathlib import Path
 
@@ -21,17 +20,6 @@ import requests
 from atelier_common import fleet as fleet_tools
 from atelier_common.localpg import DATA, wait_for
 
-if not fleet_tools.nginx_binary():
-    pytest.skip(f"nginx with its Lua module is missing: {fleet_tools.install_command()}",
-                allow_module_level=True)
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 class Balancer:
@@ -50,7 +38,7 @@ class Balancer:
             fleet.service, f"127.0.0.1:{self.port}", [f"127.0.0.1:{p}" for p in fleet.ports], self.prefix,
             self.pidfile, cache=cache, write_rate_limit=write_rate_limit, extra=extra)
         fleet_tools.start_balancer(fleet_tools.nginx_binary(), conf, self.pidfile)
-        wait_for(lambda: answers(self.base + "/healthz"), 10, f"{fleet.service} balancer {name}")
+        wait_for(lambda: fleet_tools.ready(self.base + "/healthz"), 10, f"{fleet.service} balancer {name}")
         self.session = requests.Session()
 
     def get(self, path: str, **kwargs):
@@ -64,7 +52,7 @@ class Balancer:
 
     def upstreams_in_log(self, path_start: str) -> dict:
         """{instance address: requests for paths starting with path_start}, from the access log
-        (buffered: flushed every second)."""
+        (buffered: flushed every second); "-" counts the requests the cache answered alone."""
         time.sleep(1.2)
         counts = {}
         for line in self.access_log.read_text().splitlines():
@@ -87,7 +75,6 @@ class Fleet:
     def __init__(self, service: str, database_url: str, folder: Path, instances: int):
         self.service = service
         self.database_url = database_url
-        self.db = Database(database_url)
         self.folder = folder
         self.ports = [fleet_tools.free_port() for _ in range(instances)]
         self.pidfiles = [folder / f"instance-{i}.pid" for i in range(instances)]
@@ -98,12 +85,21 @@ class Fleet:
             fleet_tools.start_instance(self.service, port, self.database_url, self.pidfiles[i],
                                        self.folder / f"instance-{i}.log")
         for port in self.ports:
-            wait_for(lambda: answers(f"http://127.0.0.1:{port}/readyz"), 30, f"{self.service} instance :{port}")
+            wait_for(lambda: fleet_tools.ready(f"http://127.0.0.1:{port}/readyz"), 30, f"{self.service} instance :{port}")
 
     def add_balancer(self, cache: int = 1, write_rate_limit: int = 0, **render_options) -> Balancer:
         balancer = Balancer(self, f"nginx-{len(self.balancers)}", cache, write_rate_limit, **render_options)
         self.balancers.append(balancer)
         return balancer
+
+    def sql(self, statement: str, params=()):
+        """Run one statement on the fleet's database; its rows, if it returns any."""
+        with closing(psycopg2.connect(self.database_url)) as conn, conn, conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else None
+
+    def value(self, statement: str, params=()):
+        return self.sql(statement, params)[0][0]
 
     def direct(self, i: int, path: str):
         """A GET straight to instance i: what the database says now, with no cache between."""
@@ -137,24 +133,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class Database:
-    def __init__(self, url: str):
-        self.url = url
-
-    def execute(self, sql: str, params=()):
-        with closing(psycopg2.connect(self.url)) as conn, conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else None
-
-    def value(self, sql: str, params=()):
-        return self.execute(sql, params)[0][0]
-
-
 def _fleet_factory(database_factory):
     started = []
 
     def start(service: str, instances: int = 2) -> Fleet:
         """`instances` instances on a fresh database; add balancers with fleet.add_balancer()."""
+        if not fleet_tools.nginx_binary():  # a missing balancer fails the tests, never skips them
+            pytest.fail(f"nginx with its Lua module is missing; as root: {fleet_tools.install_command()}")
         # Under .data, not the 0700 pytest temp folder: nginx's workers (as `nobody` when the
         # tests run as root) must reach the cache folder.
         (DATA / "test-fleets").mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ def assert_contract_error(response, status, retry_after=False):
 def qa(start_fleet):
     fleet = start_fleet("qa", instances=1)
     fleet.balancer = fleet.add_balancer(write_rate_limit=10)  # the default of `make up`
-    fleet.unlimited = fleet.add_balancer(write_rate_limit=0)
+    fleet.unlimited = fleet.add_balancer(write_rate_limit=0, stale_bound=60)
     return fleet
 
 
@@ -46,12 +46,12 @@ def raw_request(port: int, data: bytes) -> bytes:
 
 
 def test_body_too_large_is_413_json_and_writes_nothing(qa):
-    before = qa.db.value("SELECT count(*) FROM question")
+    before = qa.value("SELECT count(*) FROM question")
     response = qa.unlimited.post("/qa/questions", data=b"{" + b" " * 100_000 + b"}",
                                 headers={"Content-Type": "application/json"})
     assert_contract_error(response, 413)
     assert list(response.json()["errors"]) == ["request"]
-    assert qa.db.value("SELECT count(*) FROM question") == before
+    assert qa.value("SELECT count(*) FROM question") == before
 
 
 def test_write_rate_limit_is_429_json_with_retry_after_and_reads_are_not_limited(qa):
@@ -125,3 +125,13 @@ def test_render_variants_are_valid_nginx(tmp_path, service, cache, rate):
     path = tmp_path / "nginx.conf"
     path.write_text(config)
     fleet_tools.nginx_check(fleet_tools.nginx_binary(), path)
+
+
+def test_every_answer_has_its_own_request_id_even_from_the_cache(qa):
+    first = qa.unlimited.get("/qa/questions?product_id=424242")
+    second = qa.unlimited.get("/qa/questions?product_id=424242")
+    assert second.headers["X-Cache-Status"] == "HIT"
+    write = qa.unlimited.put("/qa/questions/424242/helpful")
+    ids = [answer.headers["X-Request-Id"] for answer in (first, second, write)]
+    assert all(len(request_id) == 32 and "," not in request_id for request_id in ids)
+    assert len(set(ids)) == 3

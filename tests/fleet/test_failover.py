@@ -76,12 +76,12 @@ def test_instance_killed_while_reads_and_writes_flow(start_own_fleet):
     assert len(reads) > 50 and acknowledged["helpful"] > 10 and len(acknowledged["answers"]) > 10
     # Every acknowledged write exactly once; a failed one (502: it died on the killed instance)
     # at most once: never retried elsewhere.
-    stored = dict(fleet.db.execute("""SELECT body, count(*) FROM answer WHERE question_id = %s
+    stored = dict(fleet.sql("""SELECT body, count(*) FROM answer WHERE question_id = %s
                                       GROUP BY body""", (question,)))
     assert all(stored.get(body) == 1 for body in acknowledged["answers"])
     assert all(stored.get(body, 0) <= 1 for body in failed["answers"])
     assert set(stored) <= set(acknowledged["answers"]) | set(failed["answers"])
-    helpful = fleet.db.value("SELECT helpful FROM question WHERE id = %s", (question,))
+    helpful = fleet.value("SELECT helpful FROM question WHERE id = %s", (question,))
     assert acknowledged["helpful"] <= helpful <= acknowledged["helpful"] + failed["helpful"]
     # And the surviving instance serves it all, through the balancer.
     listed = balancer.get(f"/qa/questions?product_id={product}").json()["results"][0]
@@ -112,9 +112,9 @@ def test_a_write_is_never_sent_to_a_second_instance(start_own_fleet, method):
     time.sleep(1.0)  # the resumed instance finishes what it had received
     if method == "PUT":
         # Three PUTs sent, three applied (the 504 one by the resumed instance), none twice.
-        assert fleet.db.value("SELECT helpful FROM question WHERE id = %s", (question,)) == 3
+        assert fleet.value("SELECT helpful FROM question WHERE id = %s", (question,)) == 3
     else:
-        stored = dict(fleet.db.execute("SELECT body, count(*) FROM answer WHERE question_id = %s GROUP BY body",
+        stored = dict(fleet.sql("SELECT body, count(*) FROM answer WHERE question_id = %s GROUP BY body",
                                        (question,)))
         assert stored == {body: 1 for body in bodies}
 
