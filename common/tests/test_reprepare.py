@@ -12,7 +12,7 @@ READ = Statement("reprepare_read", "SELECT * FROM probe WHERE id = $1")
 
 @pytest.fixture
 def conn(database_factory):
-    url = database_factory("qa")
+    url = database_factory("qa").owner  # the test changes the schema
     with closing(psycopg2.connect(url, connection_factory=_Connection)) as connection:
         with connection.cursor() as cur:
             cur.execute("CREATE TABLE probe (id integer)")

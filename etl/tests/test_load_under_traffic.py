@@ -28,7 +28,7 @@ def test_requests_in_flight_through_a_reload(database_factory, serve, tmp_path):
     generate(new, scale=0.004, seed=22, dirty=True, jobs=1, log=None)
     urls = {service: database_factory(service) for service in SERVICES}
     for service in SERVICES:
-        load_service(service, old, tmp_path / "rejects-old", urls[service])
+        load_service(service, old, tmp_path / "rejects-old", urls[service].owner)
     old_products = _max_id(urls["products"], "SELECT max(id) FROM product")
     bases = {service: serve(service, urls[service]) for service in ("products", "reviews")}
     paths = [f"{bases['products']}/products/{pid}{suffix}" for pid in range(1, old_products, 37)
@@ -59,7 +59,8 @@ def test_requests_in_flight_through_a_reload(database_factory, serve, tmp_path):
         thread.start()
     time.sleep(0.5)
     before = len(statuses)
-    env = dict(os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in urls.items()})
+    env = dict(os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in urls.items()},
+               **{f"{s.upper()}_OWNER_DATABASE_URL": u.owner for s, u in urls.items()})
     subprocess.run([sys.executable, "-m", "atelier_etl.load", "--data", str(new), "--rejects",
                     str(tmp_path / "rejects-new")], env=env, check=True, capture_output=True)
     during = len(statuses) - before

@@ -65,7 +65,7 @@ def reference(datasets, database_factory, tmp_path_factory):
     for name, folder in zip(("old", "new"), datasets):
         for service in SERVICES:
             url = database_factory(service)
-            load_service(service, folder, rejects, url)
+            load_service(service, folder, rejects, url.owner)
             found[name, service] = digest(url, service)
     return found
 
@@ -86,7 +86,8 @@ class _Watch:
 
 
 def _run_load(folder, urls, rejects, **popen):
-    env = dict(os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in urls.items()})
+    env = dict(os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in urls.items()},
+               **{f"{s.upper()}_OWNER_DATABASE_URL": u.owner for s, u in urls.items()})
     return subprocess.Popen([sys.executable, "-m", "atelier_etl.load", "--data", str(folder), "--rejects", str(rejects)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             **popen)
@@ -109,9 +110,9 @@ def test_a_killed_load_changes_nothing_and_a_rerun_gives_the_clean_result(
     old, new = datasets
     urls = {s: database_factory(s) for s in SERVICES}
     for s in SERVICES:
-        load_service(s, old, tmp_path / "first", urls[s])
+        load_service(s, old, tmp_path / "first", urls[s].owner)
     process = _run_load(new, urls, tmp_path / "killed")
-    watch = _Watch(urls[service])
+    watch = _Watch(urls[service].owner)  # the loader's role: it may read its sessions' queries
     deadline = time.monotonic() + 120
     while statement not in watch.running():
         assert process.poll() is None, f"the load ended before reaching {statement!r}"

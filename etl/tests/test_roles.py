@@ -12,7 +12,7 @@ from qa import create_app
 
 def test_the_runtime_role_is_granted_what_it_needs_on_the_new_tables(postgres, database_factory, tmp_path):
     generate(tmp_path / "data", scale=0.001, seed=9, dirty=True, jobs=1, log=None)
-    owner_url = database_factory("qa")
+    owner_url = database_factory("qa").owner
     database = psycopg2.extensions.parse_dsn(owner_url)["dbname"]
     postgres.ensure_role("qa_runtime_test", "runtime-secret")
     with closing(postgres.admin_connect()) as admin, admin.cursor() as cur:
@@ -25,7 +25,7 @@ def test_the_runtime_role_is_granted_what_it_needs_on_the_new_tables(postgres, d
         cur.execute("SELECT current_user, count(*) > 0 FROM question")
         assert cur.fetchone() == ("qa_runtime_test", True)
         cur.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'question' AND schemaname = current_schema()")
-        assert cur.fetchone() == ("qa_test",)
+        assert cur.fetchone() == (psycopg2.extensions.parse_dsn(owner_url)["user"],)
         cur.execute("SELECT has_table_privilege('answer', 'SELECT, INSERT, UPDATE, DELETE'), "
                     "has_table_privilege('answer', 'TRUNCATE'), has_schema_privilege(current_schema(), 'CREATE')")
         assert cur.fetchone() == (True, False, False)  # what it needs, no more
