@@ -1,4 +1,4 @@
-"""Generate the Atelier CSV data set (shared/contract/data.md) at any scale.
+"""Generate the Atelier CSV data set (docs/data.md) at any scale.
 
     python -m atelier_etl.generate --scale 0.01 [--dirty] [--seed N] [--out DIR] [--jobs N]
 
