@@ -85,6 +85,20 @@ class _Watch:
         return row[0] if row else ""
 
 
+def _wait_until_no_load_backend(url, seconds=30):
+    with closing(psycopg2.connect(url)) as conn:
+        conn.autocommit = True
+        deadline = time.monotonic() + seconds
+        while True:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'atelier-load' "
+                            "AND datname = current_database()")
+                if cur.fetchone()[0] == 0:
+                    return
+            assert time.monotonic() < deadline, "a killed load's backend is still running"
+            time.sleep(0.1)
+
+
 def _run_load(folder, urls, rejects, **popen):
     env = dict(os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in urls.items()},
                **{f"{s.upper()}_OWNER_DATABASE_URL": u.owner for s, u in urls.items()})
@@ -120,6 +134,12 @@ def test_a_killed_load_changes_nothing_and_a_rerun_gives_the_clean_result(
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     watch.conn.close()
+    # A backend whose client died may still be finishing the statement it was given (the swap's
+    # COMMIT, say): PostgreSQL notices the dead client within client_connection_check_interval.
+    # Compare the databases once every load backend has ended, committed or rolled back, so no
+    # digest reads one table before that commit and the next after it.
+    for s in SERVICES:
+        _wait_until_no_load_backend(urls[s].owner)
     # The killed service still holds the old data; the others hold the old or, if their load had
     # committed already, the new data (and perhaps the replaced schema, which the next load drops).
     assert data_of(digest(urls[service], service)) == data_of(reference["old", service])
