@@ -12,7 +12,7 @@
 -- generation is used only while it is younger than `stale_bound` seconds (1 by default), so an
 -- entry served at T holds data read after T - stale_bound: another balancer, which never saw a
 -- write, shows it within `stale_bound`. Generations are per view (version + request line), not
--- wall-clock slots shared by every key: once a view's generation is half its life old, ONE
+-- wall-clock slots shared by every key: once a view's generation is 3/4 of its life old, ONE
 -- request starts and fills the next one while the others keep hitting the current entry, so a
 -- busy view switches to a filled entry instead of waiting on nginx's cache lock (which wakes
 -- its waiters only every 500 ms).
@@ -89,8 +89,9 @@ function M.generation(view, bound)
     local current_key = "c" .. view
     local born = generations:get(current_key)
     if born and now + 0.001 < born + bound then
-        -- Past half its life: one request (the first to claim it) fills the next generation.
-        if now >= born + bound / 2 and generations:add("n" .. born .. view, now, 2 * bound) then
+        -- Past 3/4 of its life: one request (the first to claim it) fills the next generation,
+        -- which leaves it a quarter of the bound to arrive before the others switch to it.
+        if now >= born + 0.75 * bound and generations:add("n" .. born .. view, now, 2 * bound) then
             return now
         end
         return born
