@@ -21,9 +21,10 @@ PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)(?P<text>.*?)\{\{(?P<name>[^{}]+)\
 
 # How long each service's GET answers are kept. The catalogue changes only with `make load`
 # (which flushes it), so it is kept long; the others change with every write and are kept
-# under a key that also changes every --stale-bound seconds (lua/atelier_cache.lua).
+# under a key whose generation is used for less than --stale-bound seconds (lua/atelier_cache.lua):
+# nginx's own validity only has to outlast that (+1 s: nginx counts whole seconds).
 CATALOGUE = {"cache_valid": "200 404 60m", "cache_inactive": "60m", "keys_zone": "64m", "cache_max_size": "2g"}
-MUTABLE = {"cache_valid": "200 {{stale_bound}}s", "cache_inactive": "10s", "keys_zone": "16m",
+MUTABLE = {"cache_valid": "200 {{entry_valid}}s", "cache_inactive": "10s", "keys_zone": "16m",
            "cache_max_size": "256m"}
 CACHE_POLICY = {"products": CATALOGUE, "qa": MUTABLE, "reviews": MUTABLE}
 
@@ -72,6 +73,7 @@ def values_for(args) -> dict:
         "max_body": args.max_body,
         "upstream_timeout": args.upstream_timeout,
         "stale_bound": args.stale_bound,
+        "entry_valid": args.stale_bound + 1,
         "cors_origin": args.cors_origin,
         "write_rate": args.write_rate_limit,
         "write_burst": 2 * args.write_rate_limit,

@@ -4,6 +4,7 @@ Each test warms every cached view of a product (the second read must be a cache 
 through the same balancer, and reads every view again at once: each must equal what an instance
 answers straight from the database. The balancer under test keeps mutable views for 60 s
 (--stale-bound 60), so only the version scheme, not the passing of time, can refresh them."""
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -176,6 +177,37 @@ def test_another_balancer_shows_a_write_within_its_stale_bound(qa):
             # time the answer takes to come back does not count).
             assert sent - written <= 1.02, "another balancer still stale 1 s after the write"
             time.sleep(0.01)
+
+
+def test_a_busy_view_turns_over_without_waiting_on_the_cache_lock(qa):
+    """Readers hammering one view across several generations (1 s bound): one request fills
+    each next generation while the others keep hitting the current one, so nobody waits on
+    nginx's cache lock (it wakes its waiters only every 500 ms), and the instance is asked
+    about once per 3/4 of the bound, not once per reader."""
+    balancer = qa.add_balancer()  # default bound: 1 s
+    product = 9350
+    seed_qa(qa.balancer, product)
+    view = f"/qa/questions?product_id={product}&count=3"
+    assert balancer.get(view).headers["X-Cache-Status"] == "MISS"  # the view's first generation
+    seconds = 3.0
+    deadline = time.monotonic() + seconds
+
+    def read_until_deadline():
+        session = requests.Session()
+        while time.monotonic() < deadline:
+            assert session.get(balancer.base + view, timeout=15).status_code == 200
+
+    with ThreadPoolExecutor(6) as pool:
+        for future in [pool.submit(read_until_deadline) for _ in range(6)]:
+            future.result()
+    time.sleep(1.2)  # the access log is flushed every second
+    lines = [line for line in balancer.access_log.read_text().splitlines() if f'GET {view} ' in line]
+    fetched = [line for line in lines if " up=- " not in line]
+    slowest = max(float(re.search(r" rt=([0-9.]+) ", line)[1]) for line in lines)
+    assert len(lines) > 100
+    assert len(fetched) <= seconds / 0.75 + 2, len(fetched)
+    # A lock waiter takes at least 500 ms; nothing here comes near it.
+    assert slowest < 0.45, slowest
 
 
 def test_catalogue_is_cached_until_a_load_flushes_it(start_fleet):

@@ -7,14 +7,21 @@
 -- uses a new key and reaches an instance. Versions live in a lua_shared_dict (shared by the
 -- workers, kept across reloads).
 --
--- Mutable views also carry the current time slot (of `stale_bound` seconds, 1 by default) in
--- their key: another balancer, which never saw the write, stops serving an entry at the end of
--- the slot in which it was requested, so its readers see any write within `stale_bound`.
+-- Mutable views also carry a generation in their key: the instant (this balancer's clock) at
+-- which the generation was started, before any request under that key reached an instance. A
+-- generation is used only while it is younger than `stale_bound` seconds (1 by default), so an
+-- entry served at T holds data read after T - stale_bound: another balancer, which never saw a
+-- write, shows it within `stale_bound`. Generations are per view (version + request line), not
+-- wall-clock slots shared by every key: once a view's generation is 3/4 of its life old, ONE
+-- request starts and fills the next one while the others keep hitting the current entry, so a
+-- busy view switches to a filled entry instead of waiting on nginx's cache lock (which wakes
+-- its waiters only every 500 ms).
 -- A catalogue view (products) carries the catalogue generation instead, bumped by `make load`
 -- through the control socket.
 local M = {}
 
 local versions = ngx.shared.atelier_versions
+local generations = ngx.shared.atelier_generations
 local EPOCH = "epoch"            -- part of every key: a new one orphans every cached entry
 local CATALOGUE = "catalogue"    -- bumped when the catalogue is reloaded
 
@@ -65,8 +72,50 @@ function M.key_version(stale_bound)
     if not subject then
         return nil
     end
-    local slot = math.floor(ngx.now() / stale_bound)
-    return epoch .. ":" .. subject .. "=" .. version(subject) .. "@" .. slot
+    local view = epoch .. ":" .. subject .. "=" .. version(subject) .. "|" .. ngx.var.request_uri
+    return string.format("%s@%.3f", view, M.generation(view, stale_bound))
+end
+
+-- The generation (its birth, seconds since 1970) a request for `view` uses. Invariant: the
+-- returned birth B is at most now (so every request under the key B, and so the fill of its
+-- entry, reached this balancer after B) and now < B + bound (so an entry is served only while
+-- younger than bound). Only the hit ratio, never the bound, depends on the races and on the
+-- dict evicting a key (a lost key only starts a new generation).
+function M.generation(view, bound)
+    ngx.update_time()  -- the cached time may lag by an event-loop turn: read the clock
+    -- ngx.now() is truncated to the millisecond: `now` is at most the real time, `now + 0.001`
+    -- above it, so the checks below hold for the real time.
+    local now = ngx.now()
+    local current_key = "c" .. view
+    local born = generations:get(current_key)
+    if born and now + 0.001 < born + bound then
+        -- Past 3/4 of its life: one request (the first to claim it) fills the next generation,
+        -- which leaves it a quarter of the bound to arrive before the others switch to it.
+        if now >= born + 0.75 * bound and generations:add("n" .. born .. view, now, 2 * bound) then
+            return now
+        end
+        return born
+    end
+    if born then
+        -- Too old to serve: switch to the next generation if one was started and is young.
+        local next_born = generations:get("n" .. born .. view)
+        if next_born and now + 0.001 < next_born + bound then
+            generations:set(current_key, next_born, 3 * bound)
+            return next_born
+        end
+    end
+    -- None (a view nobody asked for within its life): start one. Concurrent starters agree on
+    -- the first one's, so concurrent misses share one key, and nginx's cache lock.
+    local start_key = "s" .. (born or "") .. view
+    if generations:add(start_key, now, 2 * bound) then
+        generations:set(current_key, now, 3 * bound)
+        return now
+    end
+    local started = generations:get(start_key)
+    if started and now + 0.001 < started + bound then
+        return started
+    end
+    return now
 end
 
 -- header_filter of a write: bump what a successful write says it changed, then drop the
