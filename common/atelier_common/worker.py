@@ -37,7 +37,7 @@ import time
 import weakref
 
 import gevent
-from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
 _MESSAGES = {
     "400": ("400 Bad Request", {"message": "The request could not be read.",
@@ -138,8 +138,27 @@ class ContractHandler(PyWSGIHandler):
             self.close_connection = True
 
 
+class DrainingServer(PyWSGIServer):
+    def close(self):
+        """Stop accepting, but first take the connections the kernel already accepted for us
+        (its backlog): closing the listener resets them, after the balancer may have sent its
+        request on them ("Connection reset by peer": a 502 for a write). Answered like any other
+        request during the drain. What connects between this last accept and the close is
+        still reset (a window of microseconds, not of a busy event loop's turn)."""
+        while self.socket is not None:
+            try:
+                pending = self.do_read()
+            except OSError:
+                break
+            if not pending:
+                break
+            self.do_handle(*pending)
+        super().close()
+
+
 class ContractWorker(GeventPyWSGIWorker):
     wsgi_handler = ContractHandler
+    server_class = DrainingServer
 
     def run(self):
         gevent.spawn(self._drain_on_shutdown)

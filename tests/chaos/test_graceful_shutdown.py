@@ -167,3 +167,26 @@ def wait_closed(connection) -> float:
     """When the instance closed an idle connection (time.monotonic())."""
     assert connection.recv(1) == b""
     return time.monotonic()
+
+
+def test_a_write_refused_by_a_stopped_instance_goes_to_the_next_one(chaos_db, chaos_fleet):
+    """A write that meets an instance no longer accepting (connection refused) never reached
+    it: the balancer sends it to the next instance instead of answering 502. (A PUT goes to the
+    instances as a POST so that nginx never resends one that was sent: infra/nginx/conf/routes.conf.)"""
+    i = 0
+    master = chaos_fleet.master(i)
+    helpful = chaos_db.value("SELECT helpful FROM question WHERE id = 5")
+    master.send_signal(signal.SIGTERM)
+    try:
+        master.wait(15)
+        # Round robin over two instances: one of the first two PUTs is sent to the stopped one.
+        statuses = [requests.put(chaos_fleet.base + "/qa/questions/5/helpful", timeout=10).status_code
+                    for _ in range(4)]
+    finally:
+        chaos_fleet.pidfiles[i].unlink(missing_ok=True)
+        chaos_fleet.start_instance(i)
+    refused = [line for line in (chaos_fleet.folder / "nginx" / "error.log").read_text().splitlines()
+               if "Connection refused" in line and "/qa/questions/5/helpful" in line]
+    assert refused, "no PUT met the stopped instance"
+    assert statuses == [204] * 4
+    assert chaos_db.value("SELECT helpful FROM question WHERE id = 5") == helpful + 4
