@@ -210,9 +210,14 @@ def up(args):
 
 
 def down(args):
-    """Every process of a pid file in .data/run/, all at once (SIGTERM, SIGKILL after 30 s)."""
-    for pidfile in fleet.stop_pids(sorted(RUN.glob("*.pid")) if RUN.exists() else []):
-        say(f"{pidfile.stem}: stopped")
+    """Every process of a pid file in .data/run/ (SIGTERM, SIGKILL after 30 s): the balancers
+    first, so that no request is on its way to an instance when the instance stops (a write
+    that meets a stopping instance cannot be retried), then everything else at once."""
+    pidfiles = sorted(RUN.glob("*.pid")) if RUN.exists() else []
+    balancers = [p for p in pidfiles if p.name.startswith("nginx-")]
+    for batch in (balancers, [p for p in pidfiles if p not in balancers]):
+        for pidfile in fleet.stop_pids(batch):
+            say(f"{pidfile.stem}: stopped")
     pg = LocalPostgres()
     if pg.is_running():
         pg.stop()

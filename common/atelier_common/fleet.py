@@ -130,12 +130,19 @@ def nginx_check(binary: str, conf: Path):
         raise RuntimeError(f"nginx rejects {conf}:\n{result.stderr}")
 
 
-def start_balancer(binary: str, conf: Path, pidfile: Path):
-    """Start nginx (it daemonizes; the master writes pidfile), or reload it when it runs."""
+def start_balancer(binary: str, conf: Path, pidfile: Path, drain_seconds: float = 10):
+    """Start nginx (it daemonizes; the master writes pidfile), or reload it when it runs.
+    A reload returns once the workers of the old configuration have finished their requests
+    (at most drain_seconds): an instance the new configuration left out can then be stopped
+    with nothing on its way to it."""
     nginx_check(binary, conf)
     pid = pid_alive(pidfile)
     if pid:
+        old_workers = _children(pid)
         os.kill(pid, signal.SIGHUP)  # re-reads the configuration; cache and versions are kept
+        deadline = time.monotonic() + drain_seconds
+        while any(_running(worker) for worker in old_workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
         return "reloaded"
     subprocess.run([binary, "-p", str(conf.parent), "-c", str(conf)], check=True,
                    capture_output=True, text=True)
@@ -169,6 +176,19 @@ def stop_pids(pidfiles, seconds: float = 30) -> list:
 
 def stop_pid(pidfile: Path, seconds: float = 30) -> bool:
     return bool(stop_pids([pidfile], seconds))
+
+
+def _children(pid: int) -> set:
+    """The pids whose parent is pid (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
 
 
 def _running(pid: int) -> bool:

@@ -41,7 +41,10 @@ class ContractMiddleware:
 class ForwardedFor:
     """REMOTE_ADDR becomes the client named in X-Forwarded-For, but only when the peer is a
     trusted proxy (TRUSTED_PROXIES): walking the list from the right, every trusted hop is
-    skipped and the first other address is the client. The peer stays in `atelier.peer`."""
+    skipped and the first other address is the client. The peer stays in `atelier.peer`.
+    From a trusted balancer too: a POST whose X-Original-Method is PUT is the client's PUT (the
+    balancer sends every write as POST so that nginx never resends one that reached an
+    instance: infra/nginx/conf/routes.conf)."""
 
     def __init__(self, wsgi_app, trusted: str):
         self.wsgi_app = wsgi_app
@@ -65,6 +68,9 @@ class ForwardedFor:
                 if hop and not self.trusted(hop):
                     environ["REMOTE_ADDR"] = hop
                     break
+        if (environ.get("HTTP_X_ORIGINAL_METHOD") == "PUT" and environ.get("REQUEST_METHOD") == "POST"
+                and self.trusted(peer)):
+            environ["REQUEST_METHOD"] = "PUT"
         return self.wsgi_app(environ, start_response)
 
 

@@ -15,20 +15,29 @@ each answer in one send, and which stops promptly.
   answer (a generator) would still go out in several sends; no route streams.
 
 - Shutdown (SIGTERM: `make down`, a deploy): gunicorn waits until every connection has ended,
-  and a balancer keeps idle keep-alive connections open for a minute, so each instance used to
-  sit out the whole graceful_timeout (20 s). Here, once the worker stops accepting, connections
-  that wait for their next request are closed (requests in flight still finish); the worker
-  exits as soon as the last answer is sent.
+  and a balancer keeps idle keep-alive connections open, so each instance used to sit out the
+  whole graceful_timeout (20 s). Closing idle connections at once is not the answer: nginx may
+  be sending its next request on one at that very instant, gets "upstream prematurely closed
+  connection", and must answer a write with 502 (it cannot know whether the write reached us,
+  so it never retries one). So, once the worker stops accepting: a request that still arrives
+  on a kept-alive connection is answered normally, with `Connection: close` (nginx then never
+  reuses that connection: race-free), and a connection is closed by us only after it has been
+  idle for DRAIN_IDLE_SECONDS (4 s), longer than the balancer's upstream `keepalive_timeout`
+  (2 s, infra/nginx/nginx.conf.template), so nginx closes its idle ones first. Requests in
+  flight finish; the worker exits when the last connection has gone, a few seconds after the
+  signal.
 - gevent's HTTP parser answers what never reaches Flask itself: more than 100 header lines, a
 malformed request line or header, a request line over 8 KB (behind nginx, these are the few it
 lets through). Its answers have an empty or plain-text body; here they carry the contract's
 JSON error shape, and a 500 of the server itself says no more than Flask's would."""
 import json
+import os
 import socket
+import time
 import weakref
 
 import gevent
-from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
 _MESSAGES = {
     "400": ("400 Bad Request", {"message": "The request could not be read.",
@@ -48,23 +57,37 @@ def _raw_response(code: str) -> bytes:
 _RAW = {code: _raw_response(code) for code in _MESSAGES}
 
 
+# Above the balancer's upstream keepalive_timeout: nginx closes its idle connections before we do.
+DRAIN_IDLE_SECONDS = float(os.environ.get("DRAIN_IDLE_SECONDS", "4"))
+
+
 class ContractHandler(PyWSGIHandler):
     connections = weakref.WeakSet()  # the worker's open connections (one handler each)
+    draining = False                 # the worker stopped accepting (SIGTERM): answer, then close
     waiting = False                  # between requests: nothing in flight on this connection
+    idle_since = 0.0                 # when it started waiting (time.monotonic())
 
     def handle(self):
         self.connections.add(self)
         super().handle()
 
     def read_requestline(self):
+        self.idle_since = time.monotonic()
         self.waiting = True
         try:
             return super().read_requestline()
         finally:
             self.waiting = False
 
-    def close_if_waiting(self) -> bool:
-        if not self.waiting or self.socket is None:
+    def start_response(self, status, headers, exc_info=None):
+        if self.draining:  # the balancer must not send another request on this connection
+            headers = [(name, value) for name, value in headers if name.lower() != "connection"]
+            headers.append(("Connection", "close"))
+        return super().start_response(status, headers, exc_info)
+
+    def close_if_idle(self, seconds: float) -> bool:
+        """Close the connection when it has waited `seconds` for its next request."""
+        if not self.waiting or self.socket is None or time.monotonic() - self.idle_since < seconds:
             return False
         try:
             self.socket.shutdown(socket.SHUT_RDWR)  # the pending read sees EOF: the handler ends
@@ -115,17 +138,37 @@ class ContractHandler(PyWSGIHandler):
             self.close_connection = True
 
 
+class DrainingServer(PyWSGIServer):
+    def close(self):
+        """Stop accepting, but first take the connections the kernel already accepted for us
+        (its backlog): closing the listener resets them, after the balancer may have sent its
+        request on them ("Connection reset by peer": a 502 for a write). Answered like any other
+        request during the drain. What connects between this last accept and the close is
+        still reset (a window of microseconds, not of a busy event loop's turn)."""
+        while self.socket is not None:
+            try:
+                pending = self.do_read()
+            except OSError:
+                break
+            if not pending:
+                break
+            self.do_handle(*pending)
+        super().close()
+
+
 class ContractWorker(GeventPyWSGIWorker):
     wsgi_handler = ContractHandler
+    server_class = DrainingServer
 
     def run(self):
-        gevent.spawn(self._close_idle_connections_on_shutdown)
+        gevent.spawn(self._drain_on_shutdown)
         super().run()
 
-    def _close_idle_connections_on_shutdown(self):
+    def _drain_on_shutdown(self):
         while self.alive:
-            gevent.sleep(0.2)
-        while True:  # until the worker exits: a connection may finish its request later
-            for handler in list(ContractHandler.connections):
-                handler.close_if_waiting()
             gevent.sleep(0.1)
+        ContractHandler.draining = True
+        while True:  # until the worker exits: the balancer closes its idle connections first
+            for handler in list(ContractHandler.connections):
+                handler.close_if_idle(DRAIN_IDLE_SECONDS)
+            gevent.sleep(0.2)

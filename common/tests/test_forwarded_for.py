@@ -37,3 +37,21 @@ def test_trusted_proxies_setting_defaults_to_the_local_balancer():
     assert settings.trusted_proxies == "127.0.0.1"
     settings = load_settings("qa", environ={"QA_DATABASE_URL": "postgresql://x/qa", "TRUSTED_PROXIES": "10.0.0.0/16"})
     assert settings.trusted_proxies == "10.0.0.0/16"
+
+
+@pytest.mark.parametrize("peer,method,original,seen", [
+    ("127.0.0.1", "POST", "PUT", "PUT"),      # a client's PUT, sent as POST by the balancer
+    ("127.0.0.1", "POST", "POST", "POST"),
+    ("198.51.100.7", "POST", "PUT", "POST"),  # straight from a client: ignored
+    ("127.0.0.1", "GET", "PUT", "GET"),       # only a POST can have been a PUT
+])
+def test_a_write_sent_as_post_by_a_trusted_balancer_keeps_its_method(peer, method, original, seen):
+    methods = []
+
+    def app(environ, start_response):
+        methods.append(environ["REQUEST_METHOD"])
+        return []
+
+    environ = {"REMOTE_ADDR": peer, "REQUEST_METHOD": method, "HTTP_X_ORIGINAL_METHOD": original}
+    ForwardedFor(app, "127.0.0.1")(environ, lambda *args: None)
+    assert methods == [seen]

@@ -103,3 +103,90 @@ def test_sigterm_of_an_instance_under_load_through_the_balancer(chaos_db, chaos_
     added = chaos_db.value("SELECT count(*) FROM question") - questions_before
     assert len(created) <= added <= len(created) + sum(1 for o in failed_writes if o.method == "POST")
     assert not failed_writes, f"{len(failed_writes)} writes refused while an instance stopped"
+
+
+def test_a_request_on_a_kept_alive_connection_during_shutdown_is_answered(chaos_fleet):
+    """What the balancer does at the instant an instance gets SIGTERM: it sends its next request
+    on a connection it keeps alive. The instance answers it (with `Connection: close`, so the
+    balancer never reuses the connection) rather than closing the connection under it (nginx's
+    "upstream prematurely closed connection": a 502 for a write, which is never retried). It
+    closes a connection itself only after one idle spell longer than the balancer's upstream
+    keepalive_timeout, and exits a few seconds after the signal."""
+    import socket
+
+    i = 1
+    port = chaos_fleet.ports[i]
+    master = chaos_fleet.master(i)
+    request = b"GET /healthz HTTP/1.1\r\nHost: qa\r\n\r\n"
+    try:
+        kept, idle = socket.create_connection(("127.0.0.1", port)), socket.create_connection(("127.0.0.1", port))
+        for connection in (kept, idle):
+            connection.settimeout(10)
+            connection.sendall(request)
+            assert read_answer(connection).startswith(b"HTTP/1.1 200")
+        master.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        time.sleep(1.5)  # the worker has seen the signal (its ~1 s tick) and stopped accepting
+        assert connection_refused(chaos_fleet.instance(i))
+        kept.sendall(request)
+        late = read_answer(kept)
+        assert kept.recv(1) == b""  # then it closes that connection
+        idle_closed = wait_closed(idle)
+        master.wait(10)
+        exit_seconds = time.monotonic() - signalled
+    finally:
+        if master.is_running():
+            master.wait(20)
+        chaos_fleet.pidfiles[i].unlink(missing_ok=True)
+        chaos_fleet.start_instance(i)
+    print(f"\nidle connection closed {idle_closed - signalled:.1f} s and instance exited "
+          f"{exit_seconds:.1f} s after SIGTERM")
+    assert late.startswith(b"HTTP/1.1 200") and b"\r\nConnection: close\r\n" in late
+    assert idle_closed - signalled >= 2.5  # longer than nginx's 2 s upstream keepalive_timeout
+    assert exit_seconds < 8
+
+
+def read_answer(connection) -> bytes:
+    """One answer with a Content-Length body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        assert chunk, f"the connection closed instead of answering: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        assert chunk
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def wait_closed(connection) -> float:
+    """When the instance closed an idle connection (time.monotonic())."""
+    assert connection.recv(1) == b""
+    return time.monotonic()
+
+
+def test_a_write_refused_by_a_stopped_instance_goes_to_the_next_one(chaos_db, chaos_fleet):
+    """A write that meets an instance no longer accepting (connection refused) never reached
+    it: the balancer sends it to the next instance instead of answering 502. (A PUT goes to the
+    instances as a POST so that nginx never resends one that was sent: infra/nginx/conf/routes.conf.)"""
+    i = 0
+    master = chaos_fleet.master(i)
+    helpful = chaos_db.value("SELECT helpful FROM question WHERE id = 5")
+    master.send_signal(signal.SIGTERM)
+    try:
+        master.wait(15)
+        # Round robin over two instances: one of the first two PUTs is sent to the stopped one.
+        statuses = [requests.put(chaos_fleet.base + "/qa/questions/5/helpful", timeout=10).status_code
+                    for _ in range(4)]
+    finally:
+        chaos_fleet.pidfiles[i].unlink(missing_ok=True)
+        chaos_fleet.start_instance(i)
+    refused = [line for line in (chaos_fleet.folder / "nginx" / "error.log").read_text().splitlines()
+               if "Connection refused" in line and "/qa/questions/5/helpful" in line]
+    assert refused, "no PUT met the stopped instance"
+    assert statuses == [204] * 4
+    assert chaos_db.value("SELECT helpful FROM question WHERE id = 5") == helpful + 4
