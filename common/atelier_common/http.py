@@ -42,7 +42,7 @@ class ForwardedFor:
     """REMOTE_ADDR becomes the client named in X-Forwarded-For, but only when the peer is a
     trusted proxy (TRUSTED_PROXIES): walking the list from the right, every trusted hop is
     skipped and the first other address is the client. The peer stays in `atelier.peer`.
-    From a trusted balancer too: a POST whose X-Original-Method is PUT is the client's PUT (the
+    From a trusted balancer too: a POST whose X-Original-Method is M is the client's M (the
     balancer sends every write as POST so that nginx never resends one that reached an
     instance: infra/nginx/conf/routes.conf)."""
 
@@ -68,9 +68,12 @@ class ForwardedFor:
                 if hop and not self.trusted(hop):
                     environ["REMOTE_ADDR"] = hop
                     break
-        if (environ.get("HTTP_X_ORIGINAL_METHOD") == "PUT" and environ.get("REQUEST_METHOD") == "POST"
-                and self.trusted(peer)):
-            environ["REQUEST_METHOD"] = "PUT"
+        # Any method the balancer turned into POST gets its own back (a DELETE must meet its 405,
+        # never a POST route); only a trusted balancer may say so.
+        original = environ.get("HTTP_X_ORIGINAL_METHOD")
+        if original and environ.get("REQUEST_METHOD") == "POST" and self.trusted(peer):
+            if original.isalpha() and original.isupper():
+                environ["REQUEST_METHOD"] = original
         return self.wsgi_app(environ, start_response)
 
 

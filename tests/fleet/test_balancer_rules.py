@@ -135,3 +135,16 @@ def test_every_answer_has_its_own_request_id_even_from_the_cache(qa):
     ids = [answer.headers["X-Request-Id"] for answer in (first, second, write)]
     assert all(len(request_id) == 32 and "," not in request_id for request_id in ids)
     assert len(set(ids)) == 3
+
+
+@pytest.mark.parametrize("method", ["DELETE", "PATCH"])
+def test_another_write_method_keeps_its_405_and_writes_nothing(qa, method):
+    """The balancer sends every write to the instances as POST (so that nginx resends one only
+    when it reached no instance); the instance must see the client's own method, or a DELETE
+    would land on the POST route and create a question."""
+    before = qa.value("SELECT count(*) FROM question")
+    response = qa.unlimited.session.request(method, qa.unlimited.base + "/qa/questions",
+                                            json=QUESTION, timeout=15)
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"] and "GET" in response.headers["Allow"]
+    assert qa.value("SELECT count(*) FROM question") == before
