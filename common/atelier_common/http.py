@@ -38,13 +38,14 @@ class ContractMiddleware:
         return self.wsgi_app(environ, start_with_cors)
 
 
-class ForwardedFor:
-    """REMOTE_ADDR becomes the client named in X-Forwarded-For, but only when the peer is a
-    trusted proxy (TRUSTED_PROXIES): walking the list from the right, every trusted hop is
-    skipped and the first other address is the client. The peer stays in `atelier.peer`.
-    From a trusted balancer too: a POST whose X-Original-Method is M is the client's M (the
-    balancer sends every write as POST so that nginx never resends one that reached an
-    instance: infra/nginx/conf/routes.conf)."""
+class TrustedBalancer:
+    """What a trusted balancer (a peer in TRUSTED_PROXIES) tells an instance about the client,
+    and only what it tells:
+    - the client's address: REMOTE_ADDR becomes the client named in X-Forwarded-For, walking the
+      list from the right, every trusted hop skipped; the peer stays in `atelier.peer`;
+    - the client's method: a POST whose X-Original-Method is M is the client's M (the balancer
+      sends every write as POST so that nginx never resends one that reached an instance:
+      infra/nginx/conf/routes.conf)."""
 
     def __init__(self, wsgi_app, trusted: str):
         self.wsgi_app = wsgi_app
@@ -79,8 +80,8 @@ class ForwardedFor:
 
 def register_contract_rules(app):
     settings = app.config["SETTINGS"]
-    app.wsgi_app = ForwardedFor(ContractMiddleware(app.wsgi_app, settings.cors_allow_origin),
-                                settings.trusted_proxies)
+    app.wsgi_app = TrustedBalancer(ContractMiddleware(app.wsgi_app, settings.cors_allow_origin),
+                                    settings.trusted_proxies)
     register_request_id(app)  # outermost: even a preflight answer carries X-Request-Id
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 from atelier_common.config import load_settings
-from atelier_common.http import ForwardedFor
+from atelier_common.http import TrustedBalancer
 
 
 def client_address(trusted: str, peer: str, forwarded=None) -> str:
@@ -15,7 +15,7 @@ def client_address(trusted: str, peer: str, forwarded=None) -> str:
     environ = {"REMOTE_ADDR": peer}
     if forwarded is not None:
         environ["HTTP_X_FORWARDED_FOR"] = forwarded
-    ForwardedFor(app, trusted)(environ, lambda *args: None)
+    TrustedBalancer(app, trusted)(environ, lambda *args: None)
     assert seen["peer"] == peer
     return seen["client"]
 
@@ -56,5 +56,5 @@ def test_a_write_sent_as_post_by_a_trusted_balancer_keeps_its_method(peer, metho
         return []
 
     environ = {"REMOTE_ADDR": peer, "REQUEST_METHOD": method, "HTTP_X_ORIGINAL_METHOD": original}
-    ForwardedFor(app, "127.0.0.1")(environ, lambda *args: None)
+    TrustedBalancer(app, "127.0.0.1")(environ, lambda *args: None)
     assert methods == [seen]
