@@ -21,13 +21,13 @@ TESTS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/pyproject.toml
+$(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/pyproject.toml bench/pyproject.toml k6/pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "[atelier] $(PYTHON) cannot create a venv: install its venv module (Debian: apt-get install python3-venv), or set PYTHON=..." >&2; exit 1; }
 	@echo "[atelier] installing the pinned Python packages into $(VENV) (first run: about a minute)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
 	@$(PY) -m pip install --quiet -r requirements.txt
-	@$(PY) -m pip install --quiet --no-build-isolation --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
+	@$(PY) -m pip install --quiet --no-build-isolation --no-deps -e common -e etl -e bench -e k6 -e services/products -e services/qa -e services/reviews
 	@touch $(STAMP)
 
 # The Terraform checks' tools (checkov, shellcheck) in a virtualenv of their own: checkov's many
@@ -56,7 +56,7 @@ chaos: $(STAMP) ## fault tests only (database down, slow, read-only, shutdown; a
 	$(PY) -m pytest tests/chaos -q
 
 soak: $(STAMP) ## 10 min of page loads + writes through the running stack: RSS, errors, p99 per minute (not in CI)
-	$(PY) tools/soak.py
+	$(PY) -m atelier_bench.soak
 
 data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 	$(PY) -m atelier_etl.generate --scale $(SCALE) --seed $(SEED) --out $(DATA) $(if $(DIRTY),--dirty)
@@ -70,7 +70,7 @@ bench-load: $(STAMP) ## time `make load` per file and step against the 3-minute 
 
 bench: $(STAMP) ## benchmark one service on the loaded data (pgbench + wrk): SERVICE=products|qa|reviews
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(PY) tools/bench.py $(SERVICE)
+	$(PY) -m atelier_bench.service $(SERVICE)
 
 # Load tests (k6/README.md): PROFILE=smoke|load|stress|spike|soak, SCRIPT=page-load|products|qa|reviews|all,
 # INFLUX=1 (the local `make influx`) or an InfluxDB URL; results in .data/loadtest/<run>/.
@@ -79,28 +79,28 @@ SCRIPT ?= page-load
 INFLUX ?=
 
 loadtest: $(STAMP) ## k6 against the running system: PROFILE=smoke SCRIPT=page-load [INFLUX=1|url]
-	$(PY) tools/loadtest.py run --profile $(PROFILE) --script $(SCRIPT) $(if $(INFLUX),--influx $(INFLUX))
+	$(PY) -m atelier_k6.loadtest run --profile $(PROFILE) --script $(SCRIPT) $(if $(INFLUX),--influx $(INFLUX))
 
 report: $(STAMP) ## (re)write the HTML report of the latest load test [RUN=.data/loadtest/<run>]
-	$(PY) tools/loadtest.py report $(RUN)
+	$(PY) -m atelier_k6.loadtest report $(RUN)
 
 influx: $(STAMP) ## start a local InfluxDB for k6 results (data in .data/influx; INFLUX_PORT=8086)
 	@command -v influxd >/dev/null || (apt-get update -qq && apt-get install -y -qq influxdb)
-	$(PY) tools/influx.py start
+	$(PY) -m atelier_k6.influx start
 
 bench-metrics: $(STAMP) ## what /metrics costs: one worker with and without, wrk (SERVICE=products)
-	$(PY) tools/bench_metrics.py $(or $(SERVICE),products)
+	$(PY) -m atelier_bench.metrics $(or $(SERVICE),products)
 
 prometheus: $(STAMP) ## start Prometheus (PROMETHEUS_PORT=9090) scraping every instance `make up` started
 	$(PY) tools/prometheus.py
 
 bench-fleet: $(STAMP) ## the page-load mix through the balancers, INSTANCES 1, 2, 4 (docs/bench/README.md)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	flock /tmp/atelier-bench.lock $(PY) tools/bench_fleet.py
+	flock /tmp/atelier-bench.lock $(PY) -m atelier_bench.fleet
 
 bench-tail: $(STAMP) ## each read endpoint's tail through the running balancers (make up CACHE=0 first)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	flock /tmp/atelier-bench.lock $(PY) tools/bench_tail.py
+	flock /tmp/atelier-bench.lock $(PY) -m atelier_bench.tail
 
 clean: ## stop everything and delete .data/ (databases, generated data, logs) and, as root, the server's folder
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py clean; fi

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 
+from atelier_common.fleet import instance_addresses
 from atelier_common.localpg import DATA, ROOT, SERVICES, wait_for
 
 RUN = DATA / "run"
@@ -23,19 +24,6 @@ HOME = DATA / "prometheus"
 LOG = DATA / "logs" / "prometheus.log"
 PIDFILE = RUN / "prometheus.pid"
 CONFIG = ROOT / "infra" / "prometheus"
-
-
-def instance_addresses(service: str) -> list:
-    """host:port of every live gunicorn master of the service."""
-    addresses = []
-    for pidfile in sorted([*RUN.glob(f"{service}.pid"), *RUN.glob(f"{service}-*.pid")]):
-        try:
-            master = psutil.Process(int(pidfile.read_text().strip()))
-            listening = [c.laddr for c in master.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
-        except (ValueError, psutil.Error):
-            continue
-        addresses += [f"{address.ip}:{address.port}" for address in listening]
-    return addresses
 
 
 def running_pid():
@@ -53,7 +41,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     binary = shutil.which("prometheus")
     if not binary:
-        raise SystemExit("Prometheus is not installed: apt-get install prometheus")
+        raise SystemExit("Prometheus is not installed: `make install` installs it (as root)")
 
     targets = [f"{service}={address}" for service in SERVICES for address in instance_addresses(service)]
     if not targets:

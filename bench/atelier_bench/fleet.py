@@ -1,7 +1,7 @@
-"""`make bench-fleet`: the front-end's page-load mix through the balancers (issue 9, part 5).
+"""`make bench-fleet`: the front-end's page-load mix through the balancers.
 
-A benchmark, not a test: it prints a table and writes `.data/bench/fleet.json`
-(docs/INTERFACES: read by the Terraform capacity script).
+A benchmark, not a test: it prints a table and writes `.data/bench/fleet.json` (read by the
+Terraform capacity model, infra/terraform/capacity.py).
 
 One page load of product p (the Atelier client's product page):
     /products/p, /products/p/styles, /products/p/related,
@@ -19,7 +19,7 @@ static nginx answer. Per run: requests/s, page loads/s, p50/p95/p99 (wrk, client
 the cache hit ratio and per-route p99 (from the balancers' access logs), and the CPU seconds of
 each tier (nginx, the instances, PostgreSQL, wrk, and everything else on the machine).
 
-    flock /tmp/atelier-bench.lock .venv/bin/python tools/bench_fleet.py [--seconds 15]
+    flock /tmp/atelier-bench.lock .venv/bin/python -m atelier_bench.fleet [--seconds 15]
 
 Needs the full-size data (or any loaded data) and nginx; uses the databases of
 <SERVICE>_DATABASE_URL like `make up`.
@@ -35,15 +35,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from string import Template
 
 import numpy as np
 import psutil
 import psycopg2
 
+from atelier_bench import stack as local_stack
+from atelier_bench import wrk
 from atelier_common.localpg import DATA, ROOT, SERVICES, database_url
 
 HERE = Path(__file__).resolve().parent
-LUA = HERE / "bench_fleet.lua"
+LUA = HERE / "lua" / "fleet.lua"
+STATIC_CONF = HERE / "conf" / "static-nginx.conf"
 OUT = DATA / "bench"
 PORT_BASE = int(os.environ.get("ATELIER_PORT_BASE", "3001"))
 STATIC_PORT = PORT_BASE + 90  # the load generator's ceiling (public ports +0..2, instances +100..)
@@ -186,9 +190,8 @@ def write_page_loads(catalogue: Catalogue, mix: str, seed: int, count: int, fold
 # -- the processes and their CPU ------------------------------------------------------------
 
 def stack(*args, capture=False):
-    result = subprocess.run([sys.executable, str(HERE / "stack.py"), *args], check=True, cwd=ROOT,
-                            capture_output=True, text=True)
-    return result.stdout if capture else None
+    output = local_stack.run(*args)
+    return output if capture else None
 
 
 def postmaster_of(url: str):
@@ -262,20 +265,13 @@ def run_wrk(addresses: dict, folder: Path, page_loads: int, seconds: int, connec
     """wrk -t3 (one thread per service) on the request files in folder: (its JSON, its CPU seconds)."""
     progress = folder / "progress"
     progress.write_bytes(bytes(64))
-    env = dict(os.environ, BENCH_DIR=str(folder), BENCH_PAGE_LOADS=str(page_loads),
+    env = dict(BENCH_DIR=str(folder), BENCH_PAGE_LOADS=str(page_loads),
                **{f"BENCH_{s.upper()}": host_port(addresses[s]) for s in SERVICES})
-    out = folder / "wrk.out"
-    with open(out, "w") as stdout:
-        process = subprocess.Popen(["wrk", "-t3", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-                                    "-s", str(LUA), addresses["products"]], stdout=stdout,
-                                   stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    text = out.read_text()
+    text, cpu = wrk.run(addresses["products"], LUA, seconds, connections, threads=3, env=env, timeout="5s")
     found = re.search(r"^BENCH_FLEET (.*)$", text, re.M)
-    if process.returncode != 0 or not found:
-        raise SystemExit(f"wrk failed:\n{text[-2000:]}")
-    return json.loads(found.group(1)), usage.ru_utime + usage.ru_stime
+    if not found:
+        raise SystemExit(f"wrk did not report:\n{text[-2000:]}")
+    return json.loads(found.group(1)), cpu
 
 
 class AccessLogs:
@@ -328,29 +324,14 @@ def one_run(label: dict, addresses: dict, folder: Path, counts: dict, args, root
     return run
 
 
-STATIC_CONF = """worker_processes auto;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-    access_log off;
-    keepalive_requests 100000;
-    client_body_temp_path {prefix}/body;
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location / {{ default_type application/json; return 200 '{body}'; }}
-    }}
-}}
-"""
-
-
 def static_ceiling(folder: Path, counts: dict, args) -> dict:
     """The same wrk threads, connections and request files against an nginx that answers a
     product-sized constant: the most this load generator can send on this machine."""
     prefix = OUT / "static-nginx"
     prefix.mkdir(parents=True, exist_ok=True)
     body = json.dumps({"id": 1, "name": "static", "description": "x" * 440})
-    (prefix / "nginx.conf").write_text(STATIC_CONF.format(prefix=prefix, port=STATIC_PORT, body=body))
+    (prefix / "nginx.conf").write_text(Template(STATIC_CONF.read_text()).substitute(
+        prefix=prefix, port=STATIC_PORT, body=body))
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     subprocess.run([binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")], check=True)
     try:
@@ -403,9 +384,9 @@ def main(argv=None):
     parser.add_argument("--keep-stack", action="store_true",
                         help="measure the running stack as it is (no `stack.py up`, cache not flushed)")
     args = parser.parse_args(argv)
-    for tool in ("wrk", "nginx"):
-        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
-            raise SystemExit(f"{tool} is not installed (apt-get install {tool}; `make up` installs nginx)")
+    wrk.require()
+    if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
+        raise SystemExit("nginx is not installed: `make install` installs it (as root)")
 
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     work = Path(tempfile.mkdtemp(prefix="atelier-fleet-"))

@@ -21,64 +21,14 @@ from pathlib import Path
 
 import psutil
 
-from atelier_bench import Endpoint, last_tenth, load_definitions, start_worker, wrk_run
+from atelier_bench import wrk
+from atelier_bench.endpoint import Endpoint
+from atelier_bench.service import last_tenth, load_definitions, start_worker, wrk_run
+from atelier_common import fleet
 from atelier_common.localpg import database_url
 
 MODES = {"off": "0", "on": "1"}
 
-# --micro: what one recording costs, prometheus-client's own calls (multiprocess mode: mmap
-# files, a lock, under gevent as in a worker) against the worker's plain Python tally.
-MICRO = r"""
-import os, tempfile, time
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="atelier-micro-")
-from gevent import monkey; monkey.patch_all()
-from atelier_common.metrics import IN_FLIGHT, LATENCY, POOL_WAIT, REQUESTS, WorkerTally
-tally = WorkerTally()
-N = 200000
-def cost(call):
-    started = time.perf_counter()
-    for _ in range(N):
-        call()
-    return (time.perf_counter() - started) / N * 1e6
-rows = [
-    ("prometheus-client: requests counter .labels(route, status).inc()", cost(lambda: REQUESTS.labels("product", "200").inc())),
-    ("prometheus-client: latency histogram .labels(route).observe()", cost(lambda: LATENCY.labels("product").observe(0.003))),
-    ("prometheus-client: pool wait histogram .observe()", cost(lambda: POOL_WAIT.observe(0.0))),
-    ("prometheus-client: in-flight gauge .inc() + .dec()", cost(lambda: (IN_FLIGHT.inc(), IN_FLIGHT.dec()))),
-    ("WorkerTally: request(route, status, seconds)", cost(lambda: tally.request("product", "200", 0.003))),
-    ("WorkerTally: pool_waited(seconds)", cost(lambda: tally.pool_waited(0.0))),
-]
-print("| one recording | us |")
-print("|---|---:|")
-for name, us in rows:
-    print(f"| {name} | {us:.2f} |")
-
-# The whole app in this process (no server, no network): /healthz through Flask and every
-# middleware, metrics off and on, interleaved; the best of 40 rounds of 5000 calls each.
-from werkzeug.test import EnvironBuilder
-os.environ.setdefault("PRODUCTS_DATABASE_URL", "postgresql://unused@127.0.0.1:1/unused")
-from products import create_app
-apps = {"off": create_app({"metrics_enabled": False}), "on": create_app({"metrics_enabled": True})}
-environ = EnvironBuilder(path="/healthz").get_environ()
-def ignore(status, headers, exc_info=None):
-    pass
-def calls(app, n=5000):
-    started = time.perf_counter()
-    for _ in range(n):
-        for chunk in app(dict(environ), ignore):
-            pass
-    return (time.perf_counter() - started) / n * 1e6
-best = {mode: min(calls(app) for _ in range(3)) for mode, app in apps.items()}
-for _ in range(40):
-    for mode, app in apps.items():
-        best[mode] = min(best[mode], calls(app))
-print()
-print("| /healthz through the whole app, in process | us |")
-print("|---|---:|")
-print(f"| METRICS=0 | {best['off']:.2f} |")
-print(f"| METRICS=1 | {best['on']:.2f} |")
-print(f"| cost of the metrics | {best['on'] - best['off']:.2f} |")
-"""
 
 
 def cpu_seconds(process) -> float:
@@ -99,10 +49,9 @@ def main(argv=None):
     parser.add_argument("--micro", action="store_true", help="only the cost of one recording, no wrk")
     args = parser.parse_args(argv)
     if args.micro:
-        subprocess.run([sys.executable, "-c", MICRO], check=True)
+        subprocess.run([sys.executable, "-m", "atelier_bench.micro"], check=True)
         return
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed: apt-get install wrk")
+    wrk.require()
 
     definitions = load_definitions(args.service)
     endpoints = definitions.ENDPOINTS
@@ -118,30 +67,27 @@ def main(argv=None):
     workers, bases = [], {}
     try:
         for offset, (mode, switch) in enumerate(MODES.items()):
-            os.environ["METRICS"] = switch
-            workers.append(start_worker(args.service, dsn, args.port + offset, workdir / f"{mode}.log"))
+            workers.append(start_worker(args.service, dsn, args.port + offset, workdir, METRICS=switch))
             bases[mode] = f"http://127.0.0.1:{args.port + offset}"
-        processes = {mode: psutil.Process(worker.pid).children()[0] for mode, worker in zip(MODES, workers)}
+        processes = {mode: psutil.Process(fleet.pid_alive(worker)).children()[0]
+                     for mode, worker in zip(MODES, workers)}
         runs = {(e.name, mode): [] for e in (trivial, real) for mode in MODES}
         for e in (trivial, real):  # warm both workers and the database's cache
             for mode in MODES:
-                wrk_run(bases[mode], e, ids.get(e.name, (1, 1)), 2, args.connections, workdir, 0)
+                wrk_run(bases[mode], e, ids.get(e.name, (1, 1)), 2, args.connections, 0)
         for round_number in range(args.rounds):
             order = list(MODES) if round_number % 2 == 0 else list(reversed(MODES))
             for e in (trivial, real):
                 for mode in order:
                     cpu_before = cpu_seconds(processes[mode])
                     result = wrk_run(bases[mode], e, ids.get(e.name, (1, 1)), args.seconds,
-                                     args.connections, workdir, round_number + 1)
+                                     args.connections, round_number + 1)
                     result["cpu_us"] = (cpu_seconds(processes[mode]) - cpu_before) / (result["rps"] * args.seconds) * 1e6
                     runs[(e.name, mode)].append(result)
                 print(f"  round {round_number + 1}: {e.name}: off {runs[(e.name, 'off')][-1]['rps']:.0f}, "
                       f"on {runs[(e.name, 'on')][-1]['rps']:.0f} req/s", file=sys.stderr, flush=True)
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(30)
+        fleet.stop_pids(workers)
 
     def median(name, mode, key):
         return statistics.median(r[key] for r in runs[(name, mode)])

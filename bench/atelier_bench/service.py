@@ -1,5 +1,5 @@
 """The benchmark harness every service uses: `make bench SERVICE=products` (or
-`.venv/bin/python tools/bench.py products`). It prints tables; it is not a test.
+`.venv/bin/python -m atelier_bench.service products`). It prints tables; it is not a test.
 
 A service describes its endpoints in `services/<svc>/bench.py`:
 
@@ -18,7 +18,6 @@ measures, in one run:
 """
 import argparse
 import importlib.util
-import os
 import re
 import shutil
 import statistics
@@ -26,24 +25,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
 
+from atelier_bench import wrk
+from atelier_bench.endpoint import Endpoint
+from atelier_bench.stats import percentile
+from atelier_common import fleet
 from atelier_common.localpg import POSTGRES_BIN_PATH, ROOT, database_url, wait_for
-
-
-@dataclass
-class Endpoint:
-    name: str
-    path: str                      # with {id} where the drawn id goes
-    method: str = "GET"
-    body: str = None               # JSON text, {id} replaced too
-    statement: object = None       # the atelier_common.db.Statement the endpoint runs, for pgbench
-    params: tuple = ()             # the statement's parameters; ":id" stands for the drawn id
-    id_range: str = None           # SQL giving (min, max); default: the module's ID_RANGE
 
 
 def last_tenth(dsn: str, sql: str):
@@ -54,11 +44,6 @@ def last_tenth(dsn: str, sql: str):
     if low is None:
         raise SystemExit(f"no ids from {sql!r}: is the database loaded?")
     return low + (high - low) * 9 // 10, high
-
-
-def percentile(values, share):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
 def pgbench_latency(dsn: str, endpoint: Endpoint, ids, calls: int, workdir: Path):
@@ -84,61 +69,18 @@ def pgbench_latency(dsn: str, endpoint: Endpoint, ids, calls: int, workdir: Path
     return percentile(latencies, 0.5), percentile(latencies, 0.99)
 
 
-WRK_SCRIPT = """
-math.randomseed(%(seed)d)
-local low, high = %(low)d, %(high)d
-local method, path, body = %(method)s, %(path)s, %(body)s
-local headers = {["Content-Type"] = "application/json"}
-request = function()
-  local id = tostring(math.random(low, high))
-  local b = nil
-  if body then b = string.gsub(body, "{id}", id) end
-  return wrk.format(method, (string.gsub(path, "{id}", id)), headers, b)
-end
-"""
+def wrk_run(base: str, endpoint: Endpoint, ids, seconds: int, connections: int, seed: int):
+    return wrk.endpoint(base, endpoint.path, ids, seconds, connections, seed, endpoint.method, endpoint.body)
 
 
-def _lua_string(text):
-    return "[==[" + text + "]==]"
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
-    return float(number) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
-
-
-def wrk_run(base: str, endpoint: Endpoint, ids, seconds: int, connections: int, workdir: Path, seed: int):
-    script = workdir / "wrk.lua"
-    script.write_text(WRK_SCRIPT % {
-        "seed": seed, "low": ids[0], "high": ids[1], "method": _lua_string(endpoint.method),
-        "path": _lua_string(endpoint.path), "body": _lua_string(endpoint.body) if endpoint.body else "nil"})
-    output = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-                             "-s", str(script), base], check=True, capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))
-    p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    errors = re.search(r"Socket errors: (.*)", output)
-    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(bad.group(1)) if bad else 0,
-            "socket_errors": errors.group(1) if errors else ""}
-
-
-def start_worker(service: str, dsn: str, port: int, log: Path):
-    env = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": dsn, "WEB_CONCURRENCY": "1"})
-    process = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c",
-                                "python:atelier_common.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
-                                f"{service}:create_app()"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=open(log, "w"))
-
-    def healthy():
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    wait_for(healthy, 30, "benchmark worker")
-    return process
+def start_worker(service: str, dsn: str, port: int, workdir: Path, **env) -> Path:
+    """One gunicorn gevent worker of the service on 127.0.0.1:port (the instance `make up`
+    starts, WEB_CONCURRENCY=1); returns its pid file (atelier_common.fleet.stop_pid stops it)."""
+    pidfile = workdir / f"{service}-{port}.pid"
+    fleet.start_instance(service, port, dsn, pidfile, workdir / f"{service}-{port}.log",
+                         WEB_CONCURRENCY=1, **env)
+    wait_for(lambda: fleet.ready(f"http://127.0.0.1:{port}/readyz"), 30, "benchmark worker")
+    return pidfile
 
 
 def load_definitions(service: str):
@@ -159,8 +101,7 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--only", help="regular expression: benchmark only the endpoints it matches")
     args = parser.parse_args(argv)
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it)")
+    wrk.require()
 
     definitions = load_definitions(args.service)
     endpoints = [e for e in definitions.ENDPOINTS if not args.only or re.search(args.only, e.name)]
@@ -177,23 +118,22 @@ def main(argv=None):
                   f"p99 {query[endpoint.name][1]:.3f} ms", file=sys.stderr, flush=True)
 
     trivial = Endpoint("GET /healthz (trivial)", "/healthz")
-    worker = start_worker(args.service, dsn, args.port, workdir / "gunicorn.log")
+    worker = start_worker(args.service, dsn, args.port, workdir)
     base = f"http://127.0.0.1:{args.port}"
     runs = {e.name: [] for e in [trivial, *endpoints]}
     try:
         for endpoint in [trivial, *endpoints]:  # warm caches and the worker
-            wrk_run(base, endpoint, ranges.get(endpoint.name, (1, 1)), 2, args.connections, workdir, 0)
+            wrk_run(base, endpoint, ranges.get(endpoint.name, (1, 1)), 2, args.connections, 0)
         for round_number in range(args.rounds):
             for endpoint in endpoints:
                 for e in (trivial, endpoint):
                     result = wrk_run(base, e, ranges.get(e.name, (1, 1)), args.seconds, args.connections,
-                                     workdir, round_number + 1)
+                                     round_number + 1)
                     runs[e.name].append(result)
                 print(f"  round {round_number + 1}: {endpoint.name}: {runs[endpoint.name][-1]['rps']:.0f} req/s",
                       file=sys.stderr, flush=True)
     finally:
-        worker.terminate()
-        worker.wait(30)
+        fleet.stop_pid(worker)
 
     def median(name, key):
         return statistics.median(r[key] for r in runs[name])

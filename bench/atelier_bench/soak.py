@@ -14,24 +14,19 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psutil
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / ".data" / "soak"
+from atelier_bench.stack import status as stack_status
+from atelier_bench.stats import percentile
+from atelier_common.localpg import DATA, ROOT
 
-
-def stack_status() -> dict:
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "stack.py"), "status", "--json"],
-                            check=True, capture_output=True, text=True)
-    return json.loads(result.stdout)
+OUT = DATA / "soak"
 
 
 def worker_memory(status: dict) -> dict:
@@ -46,13 +41,6 @@ def worker_memory(status: dict) -> dict:
             for child in psutil.Process(master).children():
                 memory[f"nginx {service} {child.pid}"] = child.memory_info().rss
     return memory
-
-
-def percentile(values, fraction):
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 class Soak:

@@ -5,27 +5,18 @@ another, under `wrk -t1 -c50` with ids drawn uniformly from the last 10% of thei
 the service's balancer. Prints req/s, p50, p99 and non-2xx per endpoint (median of --rounds
 runs), plus the balancer's /healthz (it always reaches an instance) as the trivial reference.
 
-    flock /tmp/atelier-bench.lock .venv/bin/python tools/bench_tail.py [--seconds 8] [--rounds 1]
+    flock /tmp/atelier-bench.lock .venv/bin/python -m atelier_bench.tail [--seconds 8] [--rounds 1]
 
 Base URLs come from `tools/stack.py status --json` (or --products/--qa/--reviews).
 """
 import argparse
-import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import psycopg2
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from atelier_bench import _lua_string, _ms, last_tenth  # noqa: E402
-
-from atelier_common.localpg import ROOT, database_url  # noqa: E402
+from atelier_bench import stack, wrk
+from atelier_bench.service import last_tenth
+from atelier_common.localpg import database_url
 
 # (route name as in docs/INTERFACES, service, path with {id}, SQL giving the id range)
 PRODUCT_IDS = "SELECT min(id), max(id) FROM product"
@@ -44,33 +35,6 @@ ENDPOINTS = [
      "SELECT min(product_id), max(product_id) FROM review"),
 ]
 
-WRK_SCRIPT = """
-math.randomseed(%(seed)d)
-local low, high, path = %(low)d, %(high)d, %(path)s
-request = function()
-  return wrk.format("GET", (string.gsub(path, "{id}", tostring(math.random(low, high)))))
-end
-"""
-
-
-def stack_urls() -> dict:
-    out = subprocess.run([sys.executable, str(ROOT / "tools" / "stack.py"), "status", "--json"],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["urls"]
-
-
-def wrk(base: str, path: str, ids, seconds: int, connections: int, workdir: Path, seed: int) -> dict:
-    script = workdir / "tail.lua"
-    script.write_text(WRK_SCRIPT % {"seed": seed, "low": ids[0], "high": ids[1], "path": _lua_string(path)})
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-                          base], check=True, capture_output=True, text=True).stdout
-    import re
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
-            "p99": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
-            "non2xx": int(bad.group(1)) if bad else 0}
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -82,28 +46,23 @@ def main(argv=None):
     for service in ("products", "qa", "reviews"):
         parser.add_argument(f"--{service}", help=f"{service} base URL (default: from stack.py status)")
     args = parser.parse_args(argv)
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed: apt-get install wrk")
+    wrk.require()
     urls = {s: getattr(args, s) for s in ("products", "qa", "reviews")}
     if not all(urls.values()):
-        urls = {**stack_urls(), **{s: u for s, u in urls.items() if u}}
+        urls = {**stack.status()["urls"], **{s: u for s, u in urls.items() if u}}
     chosen = [e for e in ENDPOINTS if not args.only or e[0] in args.only.split(",")]
     ranges = {}
     for name, service, _, sql in chosen:
         ranges[name] = last_tenth(database_url(service), sql) if sql else (1, 1)
-    workdir = Path(tempfile.mkdtemp(prefix="atelier-tail-"))
     results = {name: [] for name, *_ in chosen}
     started = time.strftime("%Y-%m-%d %H:%M")
-    try:
-        for round_number in range(args.rounds):
-            for name, service, path, _ in chosen:
-                result = wrk(urls[service], path, ranges[name], args.seconds, args.connections, workdir,
-                             round_number + 1)
-                results[name].append(result)
-                print(f"  {name}: {result['rps']:.0f} req/s p99 {result['p99']:.1f} ms", file=sys.stderr,
-                      flush=True)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    for round_number in range(args.rounds):
+        for name, service, path, _ in chosen:
+            result = wrk.endpoint(urls[service], path, ranges[name], args.seconds, args.connections,
+                                  round_number + 1)
+            results[name].append(result)
+            print(f"  {name}: {result['rps']:.0f} req/s p99 {result['p99']:.1f} ms", file=sys.stderr,
+                  flush=True)
 
     def median(name, key):
         return statistics.median(r[key] for r in results[name])

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .localpg import ROOT, wait_for
+from .localpg import DATA, ROOT, wait_for
 
 RENDER = ROOT / "infra" / "nginx" / "render.py"
 NGINX_MODULES = Path("/usr/lib/nginx/modules")
@@ -220,3 +220,19 @@ def flush_balancer(prefix: Path) -> bool:
         while chunk := sock.recv(4096):
             answer += chunk
     return answer.startswith(b"HTTP/1.1 200")
+
+
+def instance_addresses(service: str, run: Path = DATA / "run") -> list:
+    """host:port of every live gunicorn master of the service whose pid file is in `run`
+    (`<service>.pid` or `<service>-<i>.pid`, as `make up` writes them)."""
+    import psutil
+
+    addresses = []
+    for pidfile in sorted([*run.glob(f"{service}.pid"), *run.glob(f"{service}-*.pid")]):
+        try:
+            master = psutil.Process(int(pidfile.read_text().strip()))
+            listening = [c.laddr for c in master.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+        except (ValueError, psutil.Error):
+            continue
+        addresses += [f"{address.ip}:{address.port}" for address in listening]
+    return addresses

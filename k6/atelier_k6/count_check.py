@@ -7,7 +7,7 @@ stack, with three counts side by side, per route and in total:
 - the instances: the increase of atelier_http_requests_total over every instance's /metrics.
 
 With the cache off, k6 and the instances should agree within 1%; with it on, the balancers'
-own answers make up the difference. `python tools/count_check.py --script page-load
+own answers make up the difference. `python -m atelier_k6.count_check --script page-load
 --profile load` (k6 environment such as RATE or DURATION passes through). Prints a table.
 """
 import argparse
@@ -22,11 +22,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import loadtest  # noqa: E402  (sibling scripts)
-from prometheus import instance_addresses  # noqa: E402
-
-from atelier_common.localpg import DATA, SERVICES  # noqa: E402
+from atelier_common.fleet import instance_addresses
+from atelier_common.localpg import DATA, SERVICES
+from atelier_k6 import loadtest
 
 OPERATIONAL = {"metrics", "healthz", "readyz"}  # scrapes and health checks, not k6's
 LOG_LINE = re.compile(r'"(?P<request>[^"]*)" (?P<status>\d{3}) .* up=(?P<upstream>.*?) cache=(?P<cache>\S+)')

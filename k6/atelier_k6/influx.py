@@ -13,35 +13,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from string import Template
 
 from atelier_common.fleet import pid_alive, stop_pid
+from atelier_common.localpg import DATA
 
-ROOT = Path(__file__).resolve().parents[1]
-
-CONFIG = """\
-# Written by tools/influx.py; a local InfluxDB for k6 results (not a production setup).
-reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
-
-[meta]
-  dir = "{data}/meta"
-
-[data]
-  dir = "{data}/data"
-  wal-dir = "{data}/wal"
-  query-log-enabled = false
-
-[monitor]
-  # The internal statistics would cost CPU on a machine shared with the system under test.
-  store-enabled = false
-
-[http]
-  bind-address = "127.0.0.1:{port}"
-  log-enabled = false
-
-[continuous_queries]
-  enabled = false
-"""
+CONFIG = Path(__file__).with_name("influxdb.conf")
 
 
 def answers(port: int) -> bool:
@@ -60,11 +37,11 @@ def start(port: int, rpc_port: int, data: Path, pidfile: Path) -> int:
         return pid
     influxd = shutil.which("influxd")
     if not influxd:
-        sys.exit("influxd not found: apt-get install influxdb (Debian's InfluxDB 1.x)")
+        sys.exit("influxd not found (Debian's InfluxDB 1.x): `make install` installs it (as root)")
     data.mkdir(parents=True, exist_ok=True)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     config = data / "influxdb.conf"
-    config.write_text(CONFIG.format(port=port, rpc_port=rpc_port, data=data))
+    config.write_text(Template(CONFIG.read_text()).substitute(port=port, rpc_port=rpc_port, data=data))
     with open(data / "influxd.log", "ab") as log:
         process = subprocess.Popen([influxd, "run", "-config", str(config), "-pidfile", str(pidfile)],
                                    stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -91,8 +68,8 @@ def main():
     parser.add_argument("command", choices=["start", "stop"])
     parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--rpc-port", type=int, default=int(os.environ.get("INFLUX_RPC_PORT", port + 2)))
-    parser.add_argument("--data", type=Path, default=ROOT / ".data" / "influx")
-    parser.add_argument("--pidfile", type=Path, default=ROOT / ".data" / "run" / "influxdb.pid")
+    parser.add_argument("--data", type=Path, default=DATA / "influx")
+    parser.add_argument("--pidfile", type=Path, default=DATA / "run" / "influxdb.pid")
     args = parser.parse_args()
     if args.command == "start":
         start(args.port, args.rpc_port, args.data.resolve(), args.pidfile.resolve())

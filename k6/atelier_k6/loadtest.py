@@ -17,11 +17,10 @@ from pathlib import Path
 
 import psycopg2
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import k6_report  # noqa: E402  (a sibling script)
+from atelier_common.localpg import DATA, ROOT, SERVICES, database_url
+from atelier_k6 import report as k6_report
 
-RESULTS = ROOT / ".data" / "loadtest"
+RESULTS = DATA / "loadtest"
 SCRIPTS = ("page-load", "products", "qa", "reviews")
 PROFILES = ("smoke", "load", "stress", "spike", "soak")
 POOL = 1000           # ids per pool: plenty for a random draw, small enough to load per VU
@@ -29,7 +28,6 @@ REPORTABLE_POOL = 200  # ids only reports draw from
 
 
 def database_urls() -> dict:
-    from atelier_common.localpg import SERVICES, database_url
     return {service: database_url(service) for service in SERVICES}
 
 

@@ -1,6 +1,6 @@
 """The HTML load report of one k6 run: one self-contained page (no CDN, no network).
 
-Reads a results folder written by tools/loadtest.py (points.csv.gz: every k6 point;
+Reads a results folder written by atelier_k6.loadtest (points.csv.gz: every k6 point;
 summary.json: k6's end-of-test summary with its thresholds; run.json: what ran) and writes
 report.html beside them: requests/s, latency percentiles and failed requests over time, per
 endpoint, a table per endpoint and the thresholds passed/failed. The numbers are computed
@@ -16,18 +16,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from atelier_bench.stats import percentile
+
 MAX_POINTS = 150  # time buckets per plot: enough to see a ramp or a spike, light to draw
 WANTED = ("http_req_duration", "http_req_failed", "dropped_iterations")
-
-
-def percentile(ordered, p):
-    """Linear interpolation between closest ranks, as k6 computes p(95)."""
-    if not ordered:
-        return None
-    rank = (len(ordered) - 1) * p / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def read_points(path: Path):
@@ -83,8 +75,6 @@ def summarise(folder: Path) -> dict:
     # most buckets; the rare ones (writes, mostly) are in the table.
     steady = [r for r in routes if sum(1 for v in durations[r] if v) >= 0.8 * buckets]
     times = [i * bucket for i in range(buckets)]
-    for values in (v for per_route in durations.values() for v in per_route):
-        values.sort()
 
     def rate(counts):
         return [round(c / bucket, 3) for c in counts]
@@ -93,7 +83,7 @@ def summarise(folder: Path) -> dict:
         return {"name": name, "values": values}
 
     def latency(route, p):
-        return [None if not v else round(percentile(v, p), 3) for v in durations[route]]
+        return [None if not v else round(percentile(v, p / 100), 3) for v in durations[route]]
 
     plots = [
         {"id": "requests", "title": "Requests per second", "unit": "req/s",
@@ -115,8 +105,8 @@ def summarise(folder: Path) -> dict:
         errors = sum(failures[route])
         endpoints.append({
             "route": route, "requests": len(every), "rps": round(len(every) / span, 2),
-            "p50": round(percentile(every, 50), 2), "p95": round(percentile(every, 95), 2),
-            "p99": round(percentile(every, 99), 2), "max": round(every[-1], 2),
+            "p50": round(percentile(every, 0.5), 2), "p95": round(percentile(every, 0.95), 2),
+            "p99": round(percentile(every, 0.99), 2), "max": round(every[-1], 2),
             "errors": errors, "error_rate": round(errors / len(every), 5)})
     thresholds = []
     for metric, values in sorted(summary["metrics"].items(), key=lambda item: scope(item[0])):
@@ -155,7 +145,7 @@ def write_report(folder: Path) -> Path:
     return target
 
 
-PAGE = Path(__file__).with_name("k6_report.html").read_text()  # the page, with its drawing script
+PAGE = Path(__file__).with_name("report.html").read_text()  # the page, with its drawing script
 
 if __name__ == "__main__":
     print(write_report(Path(sys.argv[1])))

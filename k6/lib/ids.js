@@ -1,5 +1,5 @@
 // Ids from the loaded data, never invented: IDS_FILE is the JSON file that `make loadtest`
-// writes from the databases (tools/loadtest.py ids). Products are drawn by IDS=zipf (the
+// writes from the databases (python -m atelier_k6.loadtest ids). Products are drawn by IDS=zipf (the
 // default: Zipf popularity, s = 1.1 over all products) or IDS=last10 (uniform over the last
 // 10% by id); the question, answer and review pools come from the last 10% of products.
 // Reports take their ids from separate pools, so that no helpful, answer or read of the

@@ -1,5 +1,5 @@
 """The Products endpoints for the shared benchmark harness (`make bench SERVICE=products`,
-tools/atelier_bench.py).
+bench/atelier_bench/service.py).
 
 Product ids are drawn uniformly from the last 10% of the id range. Ids have gaps (about 4% of
 that range is no product), so a few drawn ids answer 404: the harness counts them as non-2xx."""

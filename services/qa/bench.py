@@ -1,4 +1,5 @@
-"""The Q&A endpoints for the shared benchmark harness (`make bench SERVICE=qa`, tools/atelier_bench.py).
+"""The Q&A endpoints for the shared benchmark harness (`make bench SERVICE=qa`,
+bench/atelier_bench/service.py).
 
 Ids are drawn uniformly from the last 10% of each endpoint's range: product ids for the question
 lists and POST /qa/questions; question ids (the newest 10%, whose answers are as many as any

@@ -1,6 +1,6 @@
 """Benchmark definitions of the Ratings & Reviews service (`make bench SERVICE=reviews`).
 
-Product ids are drawn from the last 10% of the range (tools/atelier_bench.py). The write mix:
+Product ids are drawn from the last 10% of the range (bench/atelier_bench/service.py). The write mix:
 POST /reviews (without characteristic ratings: a drawn product's characteristic ids cannot be
 templated into the body; the summary lock, the insert and the meta rebuild still run) and
 PUT helpful on a drawn review id."""

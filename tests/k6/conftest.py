@@ -1,5 +1,5 @@
 """One real k6 smoke run shared by the load-report and dashboard tests: the three services
-under gunicorn on a small generated catalogue, a real InfluxDB, and `tools/loadtest.py run`
+under gunicorn on a small generated catalogue, a real InfluxDB, and `python -m atelier_k6.loadtest run`
 (the command behind `make loadtest`) pushing into it."""
 import json
 import os
@@ -41,7 +41,7 @@ def loadtest():
 def influx(tmp_path_factory):
     folder = tmp_path_factory.mktemp("influx")
     port, rpc_port = free_port(), free_port()
-    command = [PYTHON, str(ROOT / "tools" / "influx.py"), "--port", str(port), "--rpc-port",
+    command = [PYTHON, "-m", "atelier_k6.influx", "--port", str(port), "--rpc-port",
                str(rpc_port), "--data", str(folder), "--pidfile", str(folder / "influxdb.pid")]
     subprocess.run(command + ["start"], check=True)
     yield f"http://127.0.0.1:{port}"
@@ -60,7 +60,7 @@ def catalogue(tmp_path_factory):
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, database_factory, catalogue):
     """The three services under gunicorn on the loaded catalogue: the environment that points
-    tools/loadtest.py at them (database URLs for the ids, base URLs for k6)."""
+    atelier_k6.loadtest at them (database URLs for the ids, base URLs for k6)."""
     urls = {service: database_factory(service) for service in SERVICES}
     env = dict(os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in urls.items()})
     # The loader creates tables: it runs as each database's owner, the services as its runtime role.
@@ -89,9 +89,9 @@ def stack(tmp_path_factory, database_factory, catalogue):
 
 
 def run_loadtest(env: dict, folder: Path, *options: str, **overrides) -> dict:
-    """`tools/loadtest.py run` (what `make loadtest` runs): its exit code, output and run id."""
+    """`python -m atelier_k6.loadtest run` (what `make loadtest` runs): its exit code, output and run id."""
     completed = subprocess.run(
-        [PYTHON, str(ROOT / "tools" / "loadtest.py"), "run", "--out", str(folder), *options],
+        [PYTHON, "-m", "atelier_k6.loadtest", "run", "--out", str(folder), *options],
         env=dict(env, **overrides), capture_output=True, text=True)
     summary = json.loads((folder / "summary.json").read_text())["metrics"]
     crossed = [f"{metric} {expression}: {values}" for metric, values in summary.items()

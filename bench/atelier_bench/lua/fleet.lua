@@ -1,4 +1,4 @@
--- The page-load mix for wrk (tools/bench_fleet.py writes the request files and runs this).
+-- The page-load mix for wrk (atelier_bench.fleet writes the request files and runs this).
 --
 -- wrk connects every connection of a thread to one address, and a page load touches three
 -- balancers: so thread i replays the requests of service i (products, qa, reviews) from
