@@ -287,7 +287,8 @@ def main():
     args = parser.parse_args()
     try:
         {"up": up, "down": down, "flush": flush, "status": status, "clean": clean}[args.command](args)
-    except (LocalPostgresError, StackError, TimeoutError, subprocess.CalledProcessError, OSError) as error:
+    except (LocalPostgresError, StackError, fleet.FleetError, TimeoutError, subprocess.CalledProcessError,
+            OSError) as error:
         # One line that says what failed and what to do; the details are in the logs it names.
         say(f"error: {error}")
         sys.exit(1)

@@ -5,6 +5,7 @@ fleet tests, which start their own fleets on free ports.
 Every process is started as a daemon that writes its pid file; stopping is by pid file only.
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -123,11 +124,40 @@ def _reachable_by_workers(prefix: Path):
             folder.chmod(mode | 0o001)
 
 
+class FleetError(RuntimeError):
+    """A process of the fleet cannot start; the message is one line that says why."""
+
+
+def _nginx_says(stderr: str) -> str:
+    """nginx's own reason, one line: its first [emerg] (or last) message without the prefix."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    chosen = next((line for line in lines if "[emerg]" in line), lines[-1] if lines else "no message")
+    return re.sub(r"^nginx: \[\w+\] ", "", chosen)
+
+
 def nginx_check(binary: str, conf: Path):
     result = subprocess.run([binary, "-t", "-q", "-p", str(conf.parent), "-c", str(conf)],
                             capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"nginx rejects {conf}:\n{result.stderr}")
+        raise FleetError(f"nginx rejects {conf}: {_nginx_says(result.stderr)}")
+
+
+def remove_stale_socket(path: Path) -> bool:
+    """A Unix socket file that no process listens on (left by an nginx that failed to start or
+    was killed) would make the next nginx fail to bind it: remove it. A live one stays."""
+    path = Path(path)
+    if not path.is_socket():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        try:
+            sock.connect(str(path))
+            return False  # someone listens: not ours to remove
+        except ConnectionRefusedError:
+            path.unlink(missing_ok=True)
+            return True
+        except OSError:
+            return False
 
 
 def start_balancer(binary: str, conf: Path, pidfile: Path, drain_seconds: float = 10):
@@ -144,8 +174,15 @@ def start_balancer(binary: str, conf: Path, pidfile: Path, drain_seconds: float 
         while any(_running(worker) for worker in old_workers) and time.monotonic() < deadline:
             time.sleep(0.05)
         return "reloaded"
-    subprocess.run([binary, "-p", str(conf.parent), "-c", str(conf)], check=True,
-                   capture_output=True, text=True)
+    for unix_socket in conf.parent.glob("*.sock"):
+        remove_stale_socket(unix_socket)
+    result = subprocess.run([binary, "-p", str(conf.parent), "-c", str(conf)], capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = _nginx_says(result.stderr)
+        taken = re.search(r"bind\(\) to [\d.]+:(\d+) failed \(98", reason)
+        hint = (f": port {taken.group(1)} is taken by another program (ATELIER_PORT_BASE moves the ports)"
+                if taken else "")
+        raise FleetError(f"nginx did not start ({conf}): {reason}{hint}")
     wait_for(lambda: pid_alive(pidfile) is not None, 10, f"nginx {conf}")
     return "started"
 
