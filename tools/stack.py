@@ -22,8 +22,7 @@ from pathlib import Path
 
 from atelier_common import fleet
 from atelier_common.localpg import (DATA, ROOT, SERVICES, LocalPostgres, LocalPostgresError, database_url,
-                                    owner_database_url,
-                                    server_home, wait_for)
+                                    owner_database_url, server_home, wait_for)
 
 RUN = DATA / "run"
 LOGS = DATA / "logs"
@@ -175,7 +174,9 @@ def start_balancer(binary: str, service: str, count: int, args):
 def up(args):
     RUN.mkdir(parents=True, exist_ok=True)
     LOGS.mkdir(parents=True, exist_ok=True)
-    binary = fleet.ensure_nginx(say)
+    binary = fleet.nginx_binary()
+    if not binary:  # `make up` installs it first (tools/install.py)
+        raise StackError(f"nginx with its Lua module is missing: as root, `{fleet.install_command()}`")
     ensure_balancer_home()
     pg = LocalPostgres()
     urls = database_urls(pg)

@@ -138,6 +138,9 @@ def main(argv=None):
     def median(name, key):
         return statistics.median(r[key] for r in runs[name])
 
+    def fmt(value):
+        return "" if value is None else f"{value:.3f}"
+
     trivial_rps = median(trivial.name, "rps")
     print(f"\n{args.service}: {started}, one gunicorn gevent worker, wrk -t1 -c{args.connections} "
           f"{args.seconds}s x {args.rounds} rounds (medians); pgbench -M prepared -c1, {args.calls} calls\n")
@@ -145,7 +148,6 @@ def main(argv=None):
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for e in [trivial, *endpoints]:
         q50, q99 = query.get(e.name, (None, None))
-        fmt = lambda v: "" if v is None else f"{v:.3f}"
         print(f"| {e.name} | {fmt(q50)} | {fmt(q99)} | {median(e.name, 'rps'):.0f} | "
               f"{median(e.name, 'rps') / trivial_rps:.0%} | {median(e.name, 'p50'):.1f} | "
               f"{median(e.name, 'p99'):.1f} | {sum(r['non2xx'] for r in runs[e.name])} |")

@@ -113,7 +113,10 @@ def test_counts_survive_worker_restarts(serve, database_url, tmp_path):
     base = serve("products", database_url, WEB_CONCURRENCY=1, MAX_REQUESTS=20, MAX_REQUESTS_JITTER=0,
                  METRICS_FLUSH_SECONDS=3600, PROMETHEUS_MULTIPROC_DIR=folder)
     served = 0  # (not /healthz: serve() polls it, and may give up on one that is answered later)
-    workers_started = lambda: len(glob.glob(os.path.join(folder, "counter_*.db")))  # one file each
+
+    def workers_started():
+        return len(glob.glob(os.path.join(folder, "counter_*.db")))  # one file each
+
     deadline = time.monotonic() + 30
     while workers_started() < 3 and time.monotonic() < deadline:  # two restarts at least
         served += requests.get(base + "/products/1", timeout=5).status_code == 200

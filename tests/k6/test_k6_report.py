@@ -50,7 +50,7 @@ class Plots(HTMLParser):
 
 def rendered_dom(path) -> Plots:
     """The DOM after the page's scripts ran, as headless Chromium dumps it."""
-    assert CHROMIUM, "chromium is missing: apt-get install chromium (.ci/run installs it)"
+    assert CHROMIUM, "chromium is missing: `make test` installs it as root (tools/install.py)"
     completed = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
          "--virtual-time-budget=5000", path.as_uri()],
