@@ -86,8 +86,8 @@ $(RUFF_STAMP): $(STAMP)
 test: packages-test $(STAMP) $(if $(TESTS),,$(INFRA_STAMP) lint) ## the whole suite against a real PostgreSQL, nginx, k6 (~8 min on 2 cores) [TESTS="path -k name"]
 	$(PY) -m pytest $(TESTS)
 
-FAST_TESTS := common/tests etl/tests services/products/tests services/qa/tests services/reviews/tests tests/test_openapi.py
-test-fast: $(STAMP) ## the edit loop: plumbing, ETL, each service's endpoints and the contract (~1-2 min)
+FAST_TESTS := common/tests services/products/tests services/qa/tests services/reviews/tests tests/test_openapi.py tests/test_routes.py
+test-fast: $(STAMP) ## the edit loop: plumbing, each service's tests, the contract and the route list (~1-2 min)
 	$(PY) -m pytest -q $(FAST_TESTS)
 
 chaos: packages-up $(STAMP) ## fault tests only (database down, slow, read-only, shutdown; also in make test)
