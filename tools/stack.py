@@ -242,7 +242,7 @@ def postmaster_pid(pg: LocalPostgres):
 
 
 def status(args):
-    """What runs (by pid file), as JSON for benchmarks (INTERFACES: status --json) or a table."""
+    """What runs (by pid file), as JSON for the benchmarks (atelier_bench.stack) or a table."""
     report = {
         "postgres": postmaster_pid(LocalPostgres()),
         "balancers": {s: fleet.pid_alive(balancer_pidfile(s)) for s in SERVICES},

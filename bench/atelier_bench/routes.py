@@ -119,3 +119,16 @@ def page_reads(product: int, related) -> list:
         reads += [(name, target(name, other)) for name in definition["each_related"]]
     reads += [(name, target(name, product)) for name in definition["page"]]
     return reads
+
+
+def main():
+    """`python -m atelier_bench.routes`: the route list, where each route's code lives."""
+    print(f"{'route (operationId, view)':<26} {'service':<9} {'method':<7} {'path':<40} {'kind':<6} status")
+    for r in all_routes():
+        print(f"{r.name:<26} {r.service:<9} {r.method:<7} {r.path:<40} {r.kind:<6} {r.status}")
+    print("\nview: services/<service>/<service>/routes.py (def <route>); SQL: queries.py; input: schemas.py; "
+          "contract: openapi.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """The per-endpoint tail through the balancers: `make bench-tail` (a benchmark, not a test).
 
-Issue 9's tail target: with the cache off (`make up CACHE=0`), each read endpoint, one after
+The tail target: with the cache off (`make up CACHE=0`), each read endpoint, one after
 another, under `wrk -t1 -c50` with ids drawn uniformly from the last 10% of their range, through
 the service's balancer. Prints req/s, p50, p99 and non-2xx per endpoint (median of --rounds
 runs), plus the balancer's /healthz (it always reaches an instance) as the trivial reference.
@@ -18,7 +18,7 @@ from atelier_bench import stack, wrk
 from atelier_bench.service import last_tenth
 from atelier_common.localpg import database_url
 
-# (route name as in docs/INTERFACES, service, path with {id}, SQL giving the id range)
+# (route name: the OpenAPI operationId (tests/test_routes.py), service, path with {id}, SQL giving the id range)
 PRODUCT_IDS = "SELECT min(id), max(id) FROM product"
 ENDPOINTS = [
     ("healthz", "products", "/healthz", None),

@@ -2,7 +2,7 @@
 """Capacity model: how many instances and how much database each service needs on AWS for a
 given rate of the page-load mix, from the figures the fleet benchmark measured.
 
-    python infra/terraform/capacity.py [docs/bench/fleet.json] [--mix zipf --cache warm]
+    .venv/bin/python infra/terraform/capacity.py [docs/results/<date>-fleet.json] [--mix zipf --cache warm]
 
 It reads the benchmark's JSON (its fields: bench/README.md, "Output"),
 takes the measured run of the chosen mix and cache state with the highest throughput, and
@@ -33,7 +33,8 @@ from pathlib import Path
 from atelier_bench.routes import kinds_by_service
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_INPUT = ROOT / "docs" / "bench" / "fleet.json"
+# The latest dated fleet benchmark kept in docs/results/ (<date>-fleet.json; dates sort).
+DEFAULT_INPUT = max((ROOT / "docs" / "results").glob("*-fleet.json"), default=ROOT / "docs" / "results" / "fleet.json")
 
 # The route names the benchmark reports, by service, from the one route list (the OpenAPI
 # descriptions' operationIds); the writes are the ones that must stay on a service's primary.

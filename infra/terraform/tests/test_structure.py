@@ -1,4 +1,4 @@
-"""The shape issue 13 asks for, read from the Terraform files: each service its own fleet,
+"""The shape asked of the infrastructure, read from the Terraform files: each service its own fleet,
 balancer and database from one map; databases private and reachable only from their own
 fleet; the balancer the only public entry; health checks on /readyz; pinned providers; remote
 state; no secret in the code."""
