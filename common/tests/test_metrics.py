@@ -14,11 +14,12 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from atelier_bench.routes import all_routes
 from atelier_common.metrics import LATENCY_BUCKETS, WorkerTally, _Buckets
 
-# The route names agreed with k6 and the benchmarks (docs/metrics.md), plus the operational ones.
-PRODUCTS_ROUTES = {"products_list", "product", "product_styles", "product_related",
-                   "healthz", "readyz", "metrics", "unmatched", "preflight"}
+# The products routes (the OpenAPI operationIds, tests/test_routes.py), plus the operational ones.
+PRODUCTS_ROUTES = {r.name for r in all_routes() if r.service == "products"} | {
+    "healthz", "readyz", "metrics", "unmatched", "preflight"}
 
 
 @pytest.fixture(scope="module")
