@@ -18,7 +18,9 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(os.environ.get("ATELIER_ROOT") or Path(__file__).resolve().parents[2])
-SERVICES = ("products", "qa", "reviews")
+# The services: every folder services/<name>/<name>/ with an OpenAPI description.
+SERVICES = tuple(sorted(p.parent.parent.name for p in (ROOT / "services").glob("*/*/openapi.json")
+                       if p.parent.name == p.parent.parent.name))
 PAGE_LOAD = ROOT / "k6" / "lib" / "page-load.json"
 # Every instance answers these; they are not the API.
 PLUMBING = frozenset({"healthz", "readyz", "openapi", "metrics"})

@@ -33,7 +33,7 @@ from atelier_bench import wrk
 from atelier_bench.endpoint import Endpoint
 from atelier_bench.stats import percentile
 from atelier_common import fleet
-from atelier_common.localpg import POSTGRES_BIN_PATH, ROOT, database_url, wait_for
+from atelier_common.localpg import POSTGRES_BIN_PATH, ROOT, SERVICES, database_url, wait_for
 
 
 def last_tenth(dsn: str, sql: str):
@@ -93,7 +93,7 @@ def load_definitions(service: str):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Benchmark one service: pgbench per query, wrk per endpoint.")
-    parser.add_argument("service", choices=("products", "qa", "reviews"))
+    parser.add_argument("service", choices=SERVICES)
     parser.add_argument("--calls", type=int, default=10000, help="pgbench calls per query")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per round")
     parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per endpoint (median reported)")

@@ -16,7 +16,7 @@ import time
 
 from atelier_bench import stack, wrk
 from atelier_bench.service import last_tenth
-from atelier_common.localpg import database_url
+from atelier_common.localpg import SERVICES, database_url
 
 # (route name: the OpenAPI operationId (tests/test_routes.py), service, path with {id}, SQL giving the id range)
 PRODUCT_IDS = "SELECT min(id), max(id) FROM product"
@@ -43,11 +43,11 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--only", help="route names, comma-separated")
     parser.add_argument("--label", default="", help="printed in the table's heading")
-    for service in ("products", "qa", "reviews"):
+    for service in SERVICES:
         parser.add_argument(f"--{service}", help=f"{service} base URL (default: from stack.py status)")
     args = parser.parse_args(argv)
     wrk.require()
-    urls = {s: getattr(args, s) for s in ("products", "qa", "reviews")}
+    urls = {s: getattr(args, s) for s in SERVICES}
     if not all(urls.values()):
         urls = {**stack.status()["urls"], **{s: u for s, u in urls.items() if u}}
     chosen = [e for e in ENDPOINTS if not args.only or e[0] in args.only.split(",")]
