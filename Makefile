@@ -83,7 +83,7 @@ $(RUFF_STAMP): $(STAMP)
 ##@ Test
 
 # The whole suite also checks the Terraform files (their tools come with it) and the lint.
-test: packages-test $(STAMP) $(if $(TESTS),,$(INFRA_STAMP) lint) ## the whole suite against a real PostgreSQL, nginx, k6 (~8 min on 2 cores) [TESTS="path -k name"]
+test: packages-test $(STAMP) $(if $(TESTS),,$(INFRA_STAMP) lint) ## the whole suite against real PostgreSQL, nginx, k6 (8-20 min on 2 cores) [TESTS="path -k name"]
 	$(PY) -m pytest $(TESTS)
 
 FAST_TESTS := common/tests services/products/tests services/qa/tests services/reviews/tests tests/test_openapi.py tests/test_routes.py
@@ -95,7 +95,10 @@ chaos: packages-up $(STAMP) ## fault tests only (database down, slow, read-only,
 
 lint: $(RUFF_STAMP) ## ruff on the Python, terraform fmt on the HCL (also in make test)
 	$(VENV)/bin/ruff check .
-	@if command -v terraform >/dev/null; then terraform fmt -check -recursive infra/terraform && echo "terraform fmt: infra/terraform is formatted"; \
+	@mkdir -p $(LOGS)
+	@if command -v terraform >/dev/null; then \
+	  terraform fmt -check -recursive infra/terraform 2>$(LOGS)/terraform-fmt.log && echo "terraform fmt: infra/terraform is formatted" \
+	  || { echo "[atelier] error: terraform fmt: these files need \`terraform fmt\` (details in $(LOGS)/terraform-fmt.log)" >&2; exit 1; }; \
 	else echo "[atelier] terraform is not installed: HCL formatting not checked (no package registry carries it)"; fi
 
 ##@ Data
