@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from atelier_common import fleet
 from atelier_common.localpg import SERVICES
 from atelier_common.testing import free_port
 
@@ -68,24 +69,18 @@ def stack(tmp_path_factory, database_factory, catalogue):
     subprocess.run([PYTHON, "-m", "atelier_etl.load", "--data", str(catalogue),
                     "--rejects", str(tmp_path_factory.mktemp("rejects"))],
                    check=True, env=dict(env, **owners), stdout=subprocess.DEVNULL)
-    servers = []
+    folder = tmp_path_factory.mktemp("instances")
+    pidfiles = [folder / f"{service}.pid" for service in SERVICES]
     try:
-        for service in SERVICES:
-            port = free_port()
-            servers.append(subprocess.Popen(
-                [str(Path(PYTHON).parent / "gunicorn"), "-c", "python:atelier_common.gunicorn_conf",
-                 "--bind", f"127.0.0.1:{port}", f"{service}:create_app()"],
-                env=dict(env, WEB_CONCURRENCY="1"), stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL))
+        for service, pidfile in zip(SERVICES, pidfiles):
+            port = free_port()  # one instance each, started as `make up` starts them
+            fleet.start_instance(service, port, urls[service], pidfile, folder / f"{service}.log")
             env[f"{service.upper()}_BASE_URL"] = f"http://127.0.0.1:{port}"
         for service in SERVICES:
             wait_ready(env[f"{service.upper()}_BASE_URL"] + "/readyz")
         yield env
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=20)
+        fleet.stop_pids(pidfiles, seconds=20)
 
 
 def run_loadtest(env: dict, folder: Path, *options: str, **overrides) -> dict:
