@@ -32,7 +32,7 @@ def assert_contract_error(response, status, retry_after=False):
 def qa(start_fleet):
     fleet = start_fleet("qa", instances=1)
     fleet.balancer = fleet.add_balancer(write_rate_limit=10)  # the default of `make up`
-    fleet.unlimited = fleet.add_balancer(write_rate_limit=0, stale_bound=60)
+    fleet.unlimited = fleet.add_balancer(write_rate_limit=0)
     return fleet
 
 
