@@ -26,7 +26,7 @@ FRONT_TEMPLATE = HERE / "front.conf.template"
 SETTINGS = HERE.parent.parent / "common" / "atelier_common" / "config.py"
 # The cache listener pings every quarter second (atelier_common.cache_listener); a balancer
 # whose listener has been silent this long stops caching mutable views.
-LEASE_SECONDS = 1
+LEASE_SECONDS = 2
 PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)(?P<text>.*?)\{\{(?P<name>[^{}]+)\}\}", re.M)
 
 # How long each service's GET answers are kept, and how much room they get. The catalogue
