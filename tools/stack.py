@@ -192,8 +192,9 @@ def stop_extra_instances(service: str, count: int):
             say(f"{service}: instance {i} stopped")
 
 
-def start_nginx(binary: str, service: str, name: str, listen: str, upstreams, args, front=False) -> bool:
-    """Render and start (or reload) one nginx; False when it already runs with this configuration."""
+def start_nginx(binary: str, service: str, name: str, listen: str, upstreams, args, front=False):
+    """Render and start (or reload) one nginx: "started", "reloaded", or None when it already
+    runs with this configuration."""
     extra = []
     if not front:
         # Every local client is 127.0.0.1 (browsers, k6, the benchmarks): a per-client fill
@@ -205,18 +206,17 @@ def start_nginx(binary: str, service: str, name: str, listen: str, upstreams, ar
         service, listen, upstreams, balancer_prefix(name), balancer_pidfile(name),
         cache=args.cache, write_rate_limit=args.write_rate_limit, extra=extra, front=front)
     if not changed and fleet.pid_alive(balancer_pidfile(name)):
-        return False
-    what = fleet.start_balancer(binary, conf, balancer_pidfile(name))
-    say(f"{service}: {'front' if front else 'balancer'} {name} {what} on {listen}")
-    return True
+        return None
+    return fleet.start_balancer(binary, conf, balancer_pidfile(name))
 
 
-def start_listener(service: str, name: str, database_url: str):
+def start_listener(service: str, name: str, database_url: str) -> bool:
+    """The balancer's cache listener, unless it runs; True when started."""
     if fleet.pid_alive(listener_pidfile(name)):
-        return
+        return False
     fleet.start_listener(service, balancer_prefix(name), database_url, listener_pidfile(name),
                          LOGS / f"listener-{name}.log")
-    say(f"{service}: cache listener of {name} started")
+    return True
 
 
 def start_balancers(binary: str, service: str, database_url: str, args):
@@ -232,11 +232,16 @@ def start_balancers(binary: str, service: str, database_url: str, args):
     instances = [f"127.0.0.1:{instance_port(service, i)}" for i in range(args.instances)]
     for b, name in enumerate(names):
         listen = public if args.balancers == 1 else f"127.0.0.1:{balancer_port(service, b)}"
-        start_nginx(binary, service, name, listen, instances, args)
-        start_listener(service, name, database_url)
+        what = start_nginx(binary, service, name, listen, instances, args)
+        listener = start_listener(service, name, database_url)
+        if what or listener:
+            say(f"{service}: balancer {name} {what or 'running'} on {listen}"
+                f"{', its cache listener started' if listener else ''}")
     if args.balancers > 1:
-        start_nginx(binary, service, front_name(service), public,
-                    [f"127.0.0.1:{balancer_port(service, b)}" for b in range(args.balancers)], args, front=True)
+        what = start_nginx(binary, service, front_name(service), public,
+                           [f"127.0.0.1:{balancer_port(service, b)}" for b in range(args.balancers)], args, front=True)
+        if what:
+            say(f"{service}: front {front_name(service)} {what} on {public}")
     stop_units([name for name in old if name not in names and name != wanted_holder])
 
 
