@@ -215,7 +215,7 @@ def start_listener(service: str, name: str, database_url: str) -> bool:
     if fleet.pid_alive(listener_pidfile(name)):
         return False
     fleet.start_listener(service, balancer_prefix(name), database_url, listener_pidfile(name),
-                         LOGS / f"listener-{name}.log")
+                         LOGS / f"listener-{name}.log", wait=False)  # up() waits for all at once
     return True
 
 
@@ -274,6 +274,8 @@ def up(args):
         start_balancers(binary, service, urls[service], args)
     for service in SERVICES:
         wait_for(lambda: fleet.ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30, f"{service} balancer /readyz")
+        for name in balancer_names(service, args.balancers):
+            fleet.wait_vouched(balancer_prefix(name), LOGS / f"listener-{name}.log")
         stop_extra_instances(service, args.instances)
     print()
     print(f"{'service':<10} {'base URL (nginx)':<24} {'balancers':<20} {'instances (gunicorn)':<26} "

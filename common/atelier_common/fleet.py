@@ -249,9 +249,9 @@ def balancer_state(prefix: Path, keys=()) -> dict:
     return json.loads(answer[1]) if answer and answer[0] == 200 else None
 
 
-def start_listener(service: str, prefix: Path, database_url: str, pidfile: Path, logfile: Path):
+def start_listener(service: str, prefix: Path, database_url: str, pidfile: Path, logfile: Path, wait=True):
     """The balancer's cache listener (atelier_common.cache_listener), daemonized, pid in pidfile;
-    returns once the balancer reports it vouched for (so mutable views are cached)."""
+    with wait, returns once the balancer reports it vouched for (so mutable views are cached)."""
     environment = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": database_url})
     # Ahead of the busy processes in the run queue (root only; on AWS the unit's Nice= does it):
     # a notification then reaches the balancer within a millisecond or two even at saturation.
@@ -259,5 +259,10 @@ def start_listener(service: str, prefix: Path, database_url: str, pidfile: Path,
     subprocess.run([*nice, str(VENV_BIN / "python"), "-m", "atelier_common.cache_listener", "--service", service,
                     "--control", f"unix:{control_socket(prefix)}", "--daemon", "--pidfile", str(pidfile),
                     "--log", str(logfile)], check=True, env=environment, cwd=ROOT)
+    if wait:
+        wait_vouched(prefix, logfile)
+
+
+def wait_vouched(prefix: Path, logfile: Path):
     wait_for(lambda: (balancer_state(prefix) or {}).get("vouched_for", 0) > 0, 15,
              f"the cache listener of {prefix} (log {logfile})")
