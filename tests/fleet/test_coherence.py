@@ -164,9 +164,11 @@ def test_the_other_balancer_is_bumped_within_milliseconds(qa):
 
 
 def warm(balancer, views):
+    """Each view cached (a HIT), after any notification still on its way (of the writes that
+    set the view up) has arrived."""
     for view in views:
         wait_for(lambda: balancer.get(view).status_code == 200, 5, f"{view} answers")
-        assert balancer.get(view).headers["X-Cache-Status"] == "HIT", view
+        wait_for(lambda: balancer.get(view).headers["X-Cache-Status"] == "HIT", 5, f"{view} cached")
 
 
 def test_a_killed_listener_gives_no_stale_read(qa):
