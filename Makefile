@@ -12,6 +12,7 @@ DATA ?= .data/csv/sample
 DIRTY ?=
 SERVICE ?=
 INSTANCES ?= 2
+BALANCERS ?= 1
 CACHE ?= 1
 WRITE_RATE_LIMIT ?= 10
 TESTS ?=
@@ -30,8 +31,8 @@ INFLUX ?=
 help: ## list the targets, by section
 	@awk 'BEGIN {FS = ":.*## "} /^##@ / {printf "\n%s\n", substr($$0, 5)} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-up: packages-up $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
-	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
+up: packages-up $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [BALANCERS=1 CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
+	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --balancers $(BALANCERS) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
@@ -106,9 +107,8 @@ lint: $(RUFF_STAMP) ## ruff on the Python, terraform fmt on the HCL (also in mak
 data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 	$(PY) -m atelier_etl.generate --scale $(SCALE) --seed $(SEED) --out $(DATA) $(if $(DIRTY),--dirty)
 
-load: $(STAMP) ## load CSV files into the databases, then flush the balancers' caches: DATA=dir [SERVICE=products|qa|reviews]
+load: $(STAMP) ## load CSV files into the databases (every balancer's cache follows): DATA=dir [SERVICE=products|qa|reviews]
 	$(PY) -m atelier_etl.load --data $(DATA) $(if $(SERVICE),--service $(SERVICE))
-	$(PY) tools/stack.py flush
 
 ##@ Benchmarks (they print tables; dated results go to docs/results/)
 

@@ -1,10 +1,11 @@
 """What runs after a load has swapped a service's new data in.
 
 `data_replaced(service)` is called by `make load` (atelier_etl.load) once per service, right
-after that service's swap committed. It is the place for whatever caches a copy of the old data:
-the balancers' product cache is invalidated here (the fleet area decides how: until it does,
-an operator can set `ATELIER_AFTER_LOAD` to a shell command, run with `ATELIER_SERVICE=<service>`
-in its environment; a failing command is reported, the load stays done).
+after that service's swap committed. The balancers' caches need nothing here: the swap's own
+transaction publishes `flush` to every balancer's cache listener (atelier_etl.swap). For
+anything else that keeps a copy of the old data, an operator can set `ATELIER_AFTER_LOAD` to a
+shell command, run with `ATELIER_SERVICE=<service>` in its environment; a failing command is
+reported, the load stays done.
 """
 import os
 import subprocess
