@@ -43,7 +43,7 @@ $(INFRA_STAMP): infra/terraform/requirements-tools.txt
 infra-tools: $(INFRA_STAMP) ## the Terraform checks' tools (checkov, shellcheck) in .venv-infra
 
 up: $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
-	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
+	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT) $(if $(READ_RATE_LIMIT),--read-rate-limit $(READ_RATE_LIMIT)) $(if $(CONNECTION_LIMIT),--connection-limit $(CONNECTION_LIMIT))
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi

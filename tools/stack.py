@@ -163,7 +163,8 @@ def start_balancer(binary: str, service: str, count: int, args):
         service, f"127.0.0.1:{PORTS[service]}",
         [f"127.0.0.1:{instance_port(service, i)}" for i in range(count)],
         balancer_prefix(service), balancer_pidfile(service),
-        cache=args.cache, write_rate_limit=args.write_rate_limit)
+        cache=args.cache, write_rate_limit=args.write_rate_limit,
+        read_rate_limit=args.read_rate_limit, connection_limit=args.connection_limit)
     if not changed and fleet.pid_alive(balancer_pidfile(service)):
         return  # running with this very configuration: nothing to do
     what = fleet.start_balancer(binary, conf, balancer_pidfile(service))
@@ -279,6 +280,11 @@ def main():
     up_parser.add_argument("--cache", type=int, choices=(0, 1), default=1, help="the balancers' cache")
     up_parser.add_argument("--write-rate-limit", type=int, default=10,
                            help="POST/PUT per second per client at each balancer (burst twice that); 0: off")
+    # Off locally: load tests and benchmarks send everything from one address (infra/nginx/README.md).
+    up_parser.add_argument("--read-rate-limit", type=int, default=0,
+                           help="GET per second per client at each balancer (burst twice that); 0: off")
+    up_parser.add_argument("--connection-limit", type=int, default=0,
+                           help="requests in progress at once per client at each balancer; 0: off")
     sub.add_parser("down")
     sub.add_parser("flush", help="make every balancer forget its cache (after a load)")
     status_parser = sub.add_parser("status")

@@ -93,14 +93,18 @@ def start_instance(service: str, port: int, database_url: str, pidfile: Path, lo
 
 
 def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile: Path,
-                    cache: int = 1, write_rate_limit: int = 10, extra=()):
-    """Write the balancer's nginx.conf under prefix (created): (its path, whether it changed)."""
+                    cache: int = 1, write_rate_limit: int = 10, extra=(), read_rate_limit: int = 0,
+                    connection_limit: int = 0):
+    """Write the balancer's nginx.conf under prefix (created): (its path, whether it changed).
+    The per-client read rate and connection limits are off unless asked for (on one machine
+    every test, load test and benchmark client comes from one address)."""
     prefix = Path(prefix).resolve()
     prefix.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         _reachable_by_workers(prefix)
     args = [sys.executable, str(RENDER), "--service", service, "--listen", listen,
             "--cache", str(cache), "--write-rate-limit", str(write_rate_limit),
+            "--read-rate-limit", str(read_rate_limit), "--connection-limit", str(connection_limit),
             "--prefix", str(prefix), "--pid", str(pidfile),
             "--workers", os.environ.get("NGINX_WORKERS", "auto"), *extra]
     for upstream in upstreams:

@@ -1,9 +1,11 @@
 """The contract's HTTP rules that do not belong to any one endpoint.
 
 A WSGI middleware, so that they hold for every path, including 404s and errors, and cost no
-Flask machinery: one trailing slash is ignored, an OPTIONS preflight is answered 204, and every
-response carries Access-Control-Allow-Origin."""
+Flask machinery: one trailing slash is ignored, repeated slashes are one (as nginx reads them;
+never a redirect, whose absolute URL would come from the client's Host header), an OPTIONS
+preflight is answered 204, and every response carries Access-Control-Allow-Origin."""
 import ipaddress
+import re
 
 from flask import Response
 
@@ -13,6 +15,11 @@ ALLOW_METHODS = "GET, POST, PUT, OPTIONS"
 ALLOW_HEADERS = "Content-Type, Authorization"
 
 
+_SLASHES = re.compile(r"/{2,}")
+# An HTTP method is a token (RFC 9110); a balancer never names anything else.
+_METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+
+
 class ContractMiddleware:
     def __init__(self, wsgi_app, allow_origin: str):
         self.wsgi_app = wsgi_app
@@ -20,6 +27,8 @@ class ContractMiddleware:
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            path = environ["PATH_INFO"] = _SLASHES.sub("/", path)
         if len(path) > 1 and path.endswith("/"):
             environ["PATH_INFO"] = path[:-1]
         if environ.get("REQUEST_METHOD") == "OPTIONS":
@@ -69,12 +78,12 @@ class TrustedBalancer:
                 if hop and not self.trusted(hop):
                     environ["REMOTE_ADDR"] = hop
                     break
-        # Any method the balancer turned into POST gets its own back (a DELETE must meet its 405,
-        # never a POST route); only a trusted balancer may say so.
+        # Any method the balancer turned into POST gets its own back (a DELETE or a `DELETE_` must
+        # meet its 405, never a POST route); only a trusted balancer may say so. A value that is
+        # no method name at all is not a POST either: it becomes one no route has (405).
         original = environ.get("HTTP_X_ORIGINAL_METHOD")
         if original and environ.get("REQUEST_METHOD") == "POST" and self.trusted(peer):
-            if original.isalpha() and original.isupper():
-                environ["REQUEST_METHOD"] = original
+            environ["REQUEST_METHOD"] = original if _METHOD.match(original) else "INVALID"
         return self.wsgi_app(environ, start_response)
 
 

@@ -46,7 +46,8 @@ def test_trusted_proxies_setting_defaults_to_the_local_balancer():
     ("127.0.0.1", "GET", "PUT", "GET"),       # only a POST can have been a PUT
     ("127.0.0.1", "POST", "DELETE", "DELETE"),  # meets its 405, never a POST route
     ("127.0.0.1", "POST", "PATCH", "PATCH"),
-    ("127.0.0.1", "POST", "put x", "POST"),   # not a method name: ignored
+    ("127.0.0.1", "POST", "DELETE_", "DELETE_"),  # any method token: its 405, never the POST view
+    ("127.0.0.1", "POST", "put x", "INVALID"),  # not a method name: no route has it either
 ])
 def test_a_write_sent_as_post_by_a_trusted_balancer_keeps_its_method(peer, method, original, seen):
     methods = []
