@@ -22,8 +22,21 @@ _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 class ContractMiddleware:
     def __init__(self, wsgi_app, allow_origin: str):
+        """allow_origin: `*` (any page may read the answers), or a comma-separated list of
+        origins (`https://shop.example`): a listed Origin is echoed back (with Vary: Origin),
+        any other gets no Access-Control-Allow-Origin, so a browser keeps the answer from it."""
         self.wsgi_app = wsgi_app
-        self.origin_header = ("Access-Control-Allow-Origin", allow_origin)
+        origins = [item.strip() for item in allow_origin.split(",") if item.strip()]
+        self.any_origin = "*" in origins or not origins
+        self.origins = frozenset(origins)
+        self.origin_header = ("Access-Control-Allow-Origin", "*")
+
+    def cors_headers(self, environ) -> list:
+        if self.any_origin:
+            return [self.origin_header]
+        origin = environ.get("HTTP_ORIGIN")
+        vary = ("Vary", "Origin")
+        return [("Access-Control-Allow-Origin", origin), vary] if origin in self.origins else [vary]
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -33,15 +46,17 @@ class ContractMiddleware:
             environ["PATH_INFO"] = path[:-1]
         if environ.get("REQUEST_METHOD") == "OPTIONS":
             start_response("204 No Content", [
-                self.origin_header,
+                *self.cors_headers(environ),
                 ("Access-Control-Allow-Methods", ALLOW_METHODS),
                 ("Access-Control-Allow-Headers", ALLOW_HEADERS),
                 ("Access-Control-Max-Age", "86400"),
             ])
             return [b""]
 
+        cors = self.cors_headers(environ)
+
         def start_with_cors(status, headers, exc_info=None):
-            headers.append(self.origin_header)
+            headers.extend(cors)
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, start_with_cors)

@@ -75,7 +75,8 @@ def values_for(args) -> dict:
         "upstream_timeout": args.upstream_timeout,
         "stale_bound": args.stale_bound,
         "entry_valid": args.stale_bound + 1,
-        "cors_origin": args.cors_origin,
+        "cors_origins": 'default "*";' if "*" in args.cors_origin else "\n".join(
+            ['default "";'] + [f'"{origin}" $http_origin;' for origin in args.cors_origin]),
         "write_rate": args.write_rate_limit,
         "write_burst": 2 * args.write_rate_limit,
         "read_rate": max(args.read_rate_limit, 1),
@@ -121,6 +122,12 @@ def _named(what):
     return parse
 
 
+def _origin(text):
+    if text != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?", text):
+        raise argparse.ArgumentTypeError(f"expected * or scheme://host[:port], got {text!r}")
+    return text
+
+
 def _named_secret(text):
     """NAME=ENV_VARIABLE: the token is read from the environment (a long random string)."""
     name, sep, variable = text.partition("=")
@@ -151,7 +158,9 @@ def parse_args(argv=None):
                         help="seconds within which a write made through ANOTHER balancer shows here")
     parser.add_argument("--upstream-timeout", default="10s",
                         help="how long an instance may take to answer (then 504, or the next one for a GET)")
-    parser.add_argument("--cors-origin", default="*", help="Access-Control-Allow-Origin of nginx's errors")
+    parser.add_argument("--cors-origin", action="append", type=_origin,
+                        help="an origin (https://shop.example) whose pages may read nginx's own answers; repeat "
+                             "for several (default `*`: any)")
     parser.add_argument("--real-ip-from", action="append", default=[],
                         help="CIDR of a proxy in front (AWS load balancer) whose X-Forwarded-For is trusted")
     parser.add_argument("--read-rate-limit", type=int, default=200,
@@ -170,6 +179,7 @@ def parse_args(argv=None):
     parser.add_argument("--modules-dir", default="/usr/lib/nginx/modules")
     parser.add_argument("--out", help="write here instead of stdout")
     args = parser.parse_args(argv)
+    args.cors_origin = args.cors_origin or ["*"]
     for option in ("write_rate_limit", "read_rate_limit", "connection_limit"):
         if getattr(args, option) < 0:
             parser.error(f"--{option.replace('_', '-')} must be 0 or more")
