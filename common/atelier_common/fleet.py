@@ -85,9 +85,11 @@ def start_instance(service: str, port: int, database_url: str, pidfile: Path, lo
                        **{key: str(value) for key, value in env.items()})
     # An instance is the unit of scaling: one worker each unless WEB_CONCURRENCY says otherwise.
     environment.setdefault("WEB_CONCURRENCY", "1")
+    # A second listener for /metrics alone (METRICS_LISTEN), when asked for.
+    metrics = ["--bind", environment["METRICS_LISTEN"]] if environment.get("METRICS_LISTEN") else []
     subprocess.run([
         str(VENV_BIN / "gunicorn"), "-c", "python:atelier_common.gunicorn_conf",
-        "--bind", f"127.0.0.1:{port}", "--daemon", "--pid", str(pidfile),
+        "--bind", f"127.0.0.1:{port}", *metrics, "--daemon", "--pid", str(pidfile),
         "--error-logfile", str(logfile), f"{service}:create_app()",
     ], check=True, env=environment, cwd=ROOT)
 

@@ -84,6 +84,7 @@ def values_for(args) -> dict:
         "connection_limit": args.connection_limit,
         "frontend_connection_limit": args.frontend_connection_limit,
         "request_deadline": args.request_deadline,
+        "metrics_listen": args.metrics_listen,
         "frontend_addresses": "\n".join(f"{cidr} {name};" for name, cidr in args.frontend)
         or "# (none: --frontend NAME=CIDR)",
         "frontend_tokens": "\n".join(f'"{token}" {name};' for name, token in args.frontend_token)
@@ -102,6 +103,13 @@ def values_for(args) -> dict:
                  "(no front-end server configured)")]))
     values["read_limit"] = optional(args.read_rate_limit > 0, "limit_req zone=reads burst={{read_burst}} nodelay;",
                                     values, "--read-rate-limit 0: reads are not rate-limited")
+    values["metrics_locations"] = "\n".join(
+        [f"location = /metrics/{i} {{ proxy_pass http://{address}/metrics; }}"
+         for i, address in enumerate(args.metrics_upstream)]
+        + [f"location = /metrics {{ proxy_pass http://{args.metrics_upstream[0]}/metrics; }}"]
+        if args.metrics_upstream else [])
+    values["metrics_server"] = optional(bool(args.metrics_listen), "{{include conf/metrics.conf}}", values,
+                                        "no --metrics-listen: the instances' metrics are not served here")
     values["cache_zone"] = optional(args.cache, "{{include conf/cache.conf}}", values,
                                     "CACHE=0: nothing is cached")
     values["cache_reads"] = optional(args.cache, "{{include conf/cache_reads.conf}}", values,
@@ -176,10 +184,16 @@ def parse_args(argv=None):
     parser.add_argument("--frontend-token", action="append", default=[], type=_named_secret,
                         help="NAME=ENV_VARIABLE: a front-end server known by the X-Atelier-Client token in that "
                              "environment variable (the token itself is never a command-line argument)")
+    parser.add_argument("--metrics-listen", help="address:port of a private listener serving the instances' "
+                        "/metrics (AWS: the machine's private address, port 9100); off by default")
+    parser.add_argument("--metrics-upstream", action="append", default=[],
+                        help="address:port of one instance's metrics listener (METRICS_LISTEN), in --upstream order")
     parser.add_argument("--modules-dir", default="/usr/lib/nginx/modules")
     parser.add_argument("--out", help="write here instead of stdout")
     args = parser.parse_args(argv)
     args.cors_origin = args.cors_origin or ["*"]
+    if args.metrics_listen and not args.metrics_upstream:
+        parser.error("--metrics-listen needs --metrics-upstream (each instance's METRICS_LISTEN)")
     for option in ("write_rate_limit", "read_rate_limit", "connection_limit"):
         if getattr(args, option) < 0:
             parser.error(f"--{option.replace('_', '-')} must be 0 or more")
