@@ -12,7 +12,7 @@ from flask import Response
 from .logs import register_request_id
 
 ALLOW_METHODS = "GET, POST, PUT, OPTIONS"
-ALLOW_HEADERS = "Content-Type, Authorization"
+ALLOW_HEADERS = "Content-Type, Authorization, Idempotency-Key"
 
 
 _SLASHES = re.compile(r"/{2,}")

@@ -229,3 +229,17 @@ def load():
     """Load(base, question_ids, clients=6): a context manager (import mode `importlib` cannot
     import conftest, so the class travels as a fixture)."""
     return Load
+
+
+@pytest.fixture
+def make_fleet():
+    """make_fleet(database_url, instances=2, **env) -> a Fleet of the test's own, stopped after it."""
+    fleets = []
+
+    def make(database_url: str, instances: int = 2, **env):
+        fleets.append(Fleet(database_url, instances, **env))
+        return fleets[-1]
+
+    yield make
+    for fleet in fleets:
+        fleet.stop()

@@ -266,3 +266,31 @@ def test_the_balancers_own_answers_name_only_the_configured_origin(fronted, orig
     assert response.status_code == 405 and response.json() == {"message": "method not allowed"}
     assert response.headers.get("Access-Control-Allow-Origin") == allowed
     assert response.headers["Vary"] == "Origin"
+
+
+@pytest.fixture(scope="module")
+def behind_load_balancer(qa):
+    """As on AWS: a load balancer (here: this machine) in front, the front-end behind it."""
+    balancer = Nginx(qa, "behind-lb", write_rate_limit=2, real_ip_from="127.0.0.1/32",
+                     frontend="shop=198.51.100.0/24")
+    yield balancer
+    balancer.stop()
+
+
+def test_behind_a_load_balancer_the_front_ends_shoppers_are_counted_alone(behind_load_balancer):
+    """X-Forwarded-For: <shopper>, <front-end> (the load balancer appended the front-end)."""
+    def put(xff):
+        return requests.put(behind_load_balancer.base + "/qa/questions/987654/helpful", timeout=15,
+                            headers={"X-Forwarded-For": xff}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        shoppers = list(pool.map(lambda i: put(f"203.0.113.{20 + i}, 198.51.100.5"), range(8)))
+    assert set(shoppers) == {404}, shoppers
+    time.sleep(3)
+    with ThreadPoolExecutor(8) as pool:  # one shopper, 8 writes at once: beyond its burst of 4
+        one = list(pool.map(lambda i: put("203.0.113.99, 198.51.100.5"), range(8)))
+    assert 429 in one
+    time.sleep(3)
+    with ThreadPoolExecutor(8) as pool:  # not a front-end: rotating the first entry buys nothing
+        forged = list(pool.map(lambda i: put(f"203.0.113.{40 + i}, 192.0.2.7"), range(8)))
+    assert 429 in forged
