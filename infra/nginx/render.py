@@ -85,6 +85,7 @@ def values_for(args) -> dict:
         "frontend_connection_limit": args.frontend_connection_limit,
         "request_deadline": args.request_deadline,
         "metrics_listen": args.metrics_listen,
+        "disk_reserve": 1024 * 1024,
         "frontend_addresses": "\n".join(f"{cidr} {name};" for name, cidr in args.frontend)
         or "# (none: --frontend NAME=CIDR)",
         "frontend_tokens": "\n".join(f'"{token}" {name};' for name, token in args.frontend_token)
@@ -112,6 +113,10 @@ def values_for(args) -> dict:
                                         "no --metrics-listen: the instances' metrics are not served here")
     values["cache_zone"] = optional(args.cache, "{{include conf/cache.conf}}", values,
                                     "CACHE=0: nothing is cached")
+    values["disk_guard"] = optional(args.cache, """\
+# A full volume: answers are passed on from memory, not stored (conf/disk_guard.conf).
+set_by_lua_block $atelier_disk_full { return require("atelier_disk").full() }
+proxy_no_cache $atelier_disk_full;""", values, "CACHE=0: nothing is written to the disk")
     values["cache_reads"] = optional(args.cache, "{{include conf/cache_reads.conf}}", values,
                                      "CACHE=0: every read reaches an instance")
     values["write_rate_zone"] = optional(args.write_rate_limit > 0, "{{include conf/write_rate_limit.conf}}",
