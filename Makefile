@@ -52,7 +52,7 @@ down: ## stop everything `make up` started
 test: $(STAMP) $(if $(TESTS),,$(INFRA_STAMP)) ## run the whole test suite against a real PostgreSQL [TESTS="path -k name"]
 	$(PY) -m pytest $(TESTS)
 
-chaos: $(STAMP) ## fault tests only (database down, slow, read-only, shutdown; also in make test)
+chaos: $(STAMP) ## fault tests only (database down, frozen, slow, read-only, full disk, shutdown; also in make test)
 	$(PY) -m pytest tests/chaos -q
 
 soak: $(STAMP) ## 10 min of page loads + writes through the running stack: RSS, errors, p99 per minute (not in CI)
