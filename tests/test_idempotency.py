@@ -135,3 +135,23 @@ def test_a_refused_write_remembers_nothing(qa):
     keys = rows(url, "idempotency_key")
     assert post(base, "/qa/questions", {**QUESTION, "product_id": 0}, key).status_code == 422
     assert rows(url, "idempotency_key") == keys
+
+
+def test_a_database_of_an_earlier_release_gets_the_key_table(database_factory):
+    """`make up` over an existing database adds the tables it lacks (schema.add_missing_tables)."""
+    from atelier_common.schema import add_missing_tables
+
+    url = database_factory("qa")
+    owner_sql(url, "DROP TABLE idempotency_key")
+    owner_sql(url, "INSERT INTO question (product_id, body, date_written, asker_name, asker_email) "
+                   "VALUES (1, 'kept', now(), 'a', 'a@example.com')")
+    assert add_missing_tables(url.owner, "qa") == ["idempotency_key"]
+    assert add_missing_tables(url.owner, "qa") == []
+    assert rows(url, "question") == 1 and rows(url, "idempotency_key") == 0
+    with psycopg2.connect(url.owner) as conn, conn.cursor() as cur:
+        cur.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'idempotency_key' ORDER BY 1")
+        assert [row[0] for row in cur.fetchall()] == ["idempotency_key_created_idx", "idempotency_key_pkey"]
+    conn.close()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:  # the service's own role may use it
+        cur.execute("INSERT INTO idempotency_key (key, fingerprint, location) VALUES ('k', '', '/x')")
+    conn.close()

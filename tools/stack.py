@@ -62,11 +62,13 @@ def ensure_sample_data(scale: str):
 def prepare_database(service: str, pg: LocalPostgres):
     """Load the sample data into an empty database, or create the empty schema (as the owner:
     the service's own role may not create tables)."""
-    from atelier_common.schema import apply_schema, has_tables
+    from atelier_common.schema import add_missing_tables, apply_schema, has_tables
 
     url = owner_database_url(service, pg)
     if has_tables(url):
-        say(f"{service}: database already has tables, leaving it as it is")
+        added = add_missing_tables(url, service)
+        say(f"{service}: database already has tables, leaving it as it is"
+            + (f" (added the new {', '.join(added)})" if added else ""))
         return
     try:
         importlib.import_module(f"{service}.loader")

@@ -23,7 +23,8 @@ def server_processes(pg) -> list:
     return [master, *master.children(recursive=True)]
 
 
-def test_database_frozen_for_6_seconds_then_resumed(chaos_pg, chaos_db, chaos_fleet, question_ids, load):
+def test_database_frozen_for_6_seconds_then_resumed(chaos_pg, chaos_db, chaos_fleet, question_ids, load,
+                                                     writes_kept):
     questions_before = chaos_db.value("SELECT count(*) FROM question")
     helpful_before = chaos_db.value("SELECT sum(helpful) FROM question")
     workers_before = chaos_fleet.workers()
@@ -62,17 +63,7 @@ def test_database_frozen_for_6_seconds_then_resumed(chaos_pg, chaos_db, chaos_fl
     print(f"503s after the resume: {len(late)}, the last {max(late, default=0):.2f} s after it")
     assert chaos_fleet.workers() == workers_before, "a worker died"
 
-    created = [int(o.location.rsplit("/", 1)[1]) for o in outcomes if o.status == 201]
-    assert len(set(created)) == len(created)
-    assert chaos_db.value("SELECT count(*) FROM question WHERE id = ANY(%s)", (created,)) == len(created)
-    refused_posts = sum(1 for o in outcomes if o.method == "POST" and o.status == 503)
-    added = chaos_db.value("SELECT count(*) FROM question") - questions_before
-    assert len(created) <= added <= len(created) + refused_posts
-    print(f"questions: {len(created)} acknowledged, {added} stored, {refused_posts} answered 503")
-    helpful = chaos_db.value("SELECT sum(helpful) FROM question WHERE id <= %s", (len(question_ids),))
-    acknowledged = sum(1 for o in outcomes if o.method == "PUT" and o.status == 204)
-    refused_puts = sum(1 for o in outcomes if o.method == "PUT" and o.status == 503)
-    assert acknowledged <= helpful - helpful_before <= acknowledged + refused_puts
-    print(f"helpful votes: {acknowledged} acknowledged, {helpful - helpful_before} counted, "
-          f"{refused_puts} answered 503")
+    counts = writes_kept(chaos_db, outcomes, questions_before, helpful_before, question_ids)
+    print("questions: {} acknowledged, {} stored, {} answered 503".format(*counts["questions"]))
+    print("helpful votes: {} acknowledged, {} counted, {} answered 503".format(*counts["votes"]))
     assert ended - resumed > 5
