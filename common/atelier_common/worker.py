@@ -40,6 +40,7 @@ JSON error shape, and a 500 of the server itself says no more than Flask's would
   body must have arrived within REQUEST_DEADLINE_SECONDS (10 s), else 408 and the connection is
   closed (a slow client cannot hold a connection by trickling bytes). The body is read before
   the application runs (at most MAX_BODY_BYTES + 1 bytes, so a larger one is still 413)."""
+import email.parser
 import io
 import json
 import os
@@ -49,7 +50,7 @@ import time
 import weakref
 
 import gevent
-from gevent.pywsgi import _InvalidClientRequest
+from gevent.pywsgi import OldMessage, _InvalidClientRequest
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
 _MESSAGES = {
@@ -81,8 +82,13 @@ MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", "65536"))
 _MAX_HEADER_LINE = 65536  # as Python's own parser
 _MAX_HEADERS = 100
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
-_DIGITS = re.compile(r"[0-9]{1,15}\Z")
+_DIGITS = re.compile(rb"[0-9]{1,15}\Z")
 _BODYLESS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+
+# gevent's header class, filled by the e-mail parser as http.client.parse_headers does (the lines
+# are already read and checked).
+_parse_headers = email.parser.Parser(_class=OldMessage).parsestr
 
 
 class BodyUnreadable(BaseException):
@@ -94,21 +100,17 @@ class RequestTooSlow(BaseException):
     turns any Exception into a 400)."""
 
 
-def check_framing(command: str, headers) -> None:
-    """Raise ValueError (gevent: 400) for any header where two parsers could disagree on where
-    the request ends, and for a body on a method that has none."""
-    for name, value in headers.items():
-        if not _TOKEN.match(name) or "\r" in value or "\n" in value or "\x00" in value:
-            raise _InvalidClientRequest("malformed header")
-    lengths = headers.get_all("content-length") or []
-    codings = headers.get_all("transfer-encoding") or []
+def check_framing(command: str, lengths: list, codings: list) -> None:
+    """Raise ValueError (gevent: 400) where two parsers could disagree on where the request ends
+    (the raw values of every Content-Length and Transfer-Encoding line), and for a body on a
+    method that has none."""
     if lengths and codings:
         raise _InvalidClientRequest("Content-Length with Transfer-Encoding")
     if len(lengths) > 1 or len(codings) > 1:
         raise _InvalidClientRequest("repeated framing header")
-    if lengths and not _DIGITS.match(lengths[0].strip()):
+    if lengths and not _DIGITS.match(lengths[0]):
         raise _InvalidClientRequest("malformed Content-Length")
-    if codings and codings[0].strip().lower() != "chunked":
+    if codings and codings[0].lower() != b"chunked":
         raise _InvalidClientRequest("unsupported Transfer-Encoding")
     if command in _BODYLESS and (codings or (lengths and int(lengths[0]) > 0)):
         raise _InvalidClientRequest("a body on a method that has none")
@@ -139,9 +141,11 @@ class ContractHandler(PyWSGIHandler):
         return super().read_requestline()
 
     def MessageClass(self, fp, *args):
-        """The headers, each raw line checked first: Python's parser would take a bare CR for
-        the end of a line (and drop what follows), where another parser would not."""
+        """The headers, each raw line checked first (Python's parser would take a bare CR for
+        the end of a line and drop what follows, where another parser would not), the framing
+        headers counted on the way; then parsed once, as gevent does."""
         lines = []
+        lengths, codings = [], []
         while True:
             line = fp.readline(_MAX_HEADER_LINE + 1)
             if len(line) > _MAX_HEADER_LINE or len(lines) > _MAX_HEADERS:
@@ -150,11 +154,17 @@ class ContractHandler(PyWSGIHandler):
             if line in (b"\r\n", b"\n", b""):
                 break
             content = line[:-2] if line.endswith(b"\r\n") else line.rstrip(b"\n")
-            if b"\r" in content or b"\x00" in content or content[:1] in (b" ", b"\t"):
+            name, colon, value = content.partition(b":")
+            if (not colon or b"\r" in content or b"\x00" in content
+                    or not _TOKEN.match(name.decode("latin-1"))):
                 raise _InvalidClientRequest("malformed header line")
-        headers = super().MessageClass(io.BytesIO(b"".join(lines)), *args)
-        check_framing(self.command, headers)  # before gevent drops a Content-Length beside chunked
-        return headers
+            lowered = name.lower()
+            if lowered == b"content-length":
+                lengths.append(value.strip())
+            elif lowered == b"transfer-encoding":
+                codings.append(value.strip())
+        check_framing(self.command, lengths, codings)  # before gevent drops a length beside chunked
+        return _parse_headers(b"".join(lines).decode("latin-1"))
 
     def get_environ(self):
         """The WSGI environ, its body already read in full within the request's deadline."""
