@@ -14,9 +14,10 @@ local READS = { GET = true, HEAD = true, OPTIONS = true }
 
 -- A body on a method that has none: a client sending one is confused or probing (and nginx
 -- would otherwise read it, and keep a slow one's connection). "Content-Length: 0" is no body.
-local function has_body(headers)
-    local length = headers["content-length"]
-    return headers["transfer-encoding"] ~= nil or (length ~= nil and length ~= "0")
+local function has_body()
+    local var = ngx.var
+    local length = var.http_content_length
+    return var.http_transfer_encoding ~= nil or (length ~= nil and length ~= "0")
 end
 
 local function read_body_by(deadline)
@@ -43,9 +44,8 @@ end
 -- Returns the method class: "read" or "write"; ends the request itself otherwise.
 function _M.check()
     local method = ngx.req.get_method()
-    local headers = ngx.req.get_headers(100)
     if READS[method] then
-        if has_body(headers) then
+        if has_body() then
             return ngx.exit(ngx.HTTP_BAD_REQUEST)
         end
         return "read"
@@ -60,7 +60,7 @@ end
 
 -- A write's body, read by the request's deadline (access phase of the write location).
 function _M.read_body(deadline_seconds)
-    if has_body(ngx.req.get_headers(100)) then
+    if has_body() then
         ngx.update_time()
         read_body_by(ngx.req.start_time() + deadline_seconds)
     end
