@@ -32,7 +32,7 @@ help: ## list the targets, by section
 	@awk 'BEGIN {FS = ":.*## "} /^##@ / {printf "\n%s\n", substr($$0, 5)} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 up: packages-up $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [BALANCERS=1 CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
-	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --balancers $(BALANCERS) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
+	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --balancers $(BALANCERS) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT) $(if $(READ_RATE_LIMIT),--read-rate-limit $(READ_RATE_LIMIT)) $(if $(CONNECTION_LIMIT),--connection-limit $(CONNECTION_LIMIT))
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
@@ -91,7 +91,7 @@ FAST_TESTS := common/tests services/products/tests services/qa/tests services/re
 test-fast: $(STAMP) ## the edit loop: plumbing, each service's tests, the contract and the route list (~1-2 min)
 	$(PY) -m pytest -q $(FAST_TESTS)
 
-chaos: packages-up $(STAMP) ## fault tests only (database down, slow, read-only, shutdown; also in make test)
+chaos: packages-up $(STAMP) ## fault tests only (database down, frozen, slow, read-only, full disk, shutdown; also in make test)
 	$(PY) -m pytest tests/chaos -q
 
 lint: $(RUFF_STAMP) ## ruff on the Python, terraform fmt on the HCL (also in make test)

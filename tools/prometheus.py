@@ -1,5 +1,5 @@
 """`make prometheus`: Debian's Prometheus, scraping /metrics of every gunicorn instance that
-`make up` started, with its data in .data/prometheus/ (`make down` stops it).
+`make up` started (on each instance's private metrics listener), with its data in .data/prometheus/ (`make down` stops it).
 
 The instances are found from their pid files in .data/run/ (`<service>.pid` or
 `<service>-<i>.pid`) and the ports their gunicorn masters listen on, so any number of
@@ -42,7 +42,7 @@ def main(argv=None):
     if not binary:
         raise SystemExit("Prometheus is not installed: `make install` installs it (as root)")
 
-    targets = [f"{service}={address}" for service in SERVICES for address in instance_addresses(service)]
+    targets = [f"{service}={address}" for service in SERVICES for address in instance_addresses(service, metrics=True)]
     if not targets:
         raise SystemExit("no running instance found in .data/run/: run `make up` first")
     HOME.mkdir(parents=True, exist_ok=True)

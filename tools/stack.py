@@ -60,11 +60,13 @@ def ensure_sample_data(scale: str):
 def prepare_database(service: str, pg: LocalPostgres):
     """Load the sample data into an empty database, or create the empty schema (as the owner:
     the service's own role may not create tables)."""
-    from atelier_common.schema import apply_schema, has_tables
+    from atelier_common.schema import add_missing_tables, apply_schema, has_tables
 
     url = owner_database_url(service, pg)
     if has_tables(url):
-        say(f"{service}: database already has tables, leaving it as it is")
+        added = add_missing_tables(url, service)
+        say(f"{service}: database already has tables, leaving it as it is"
+            + (f" (added the new {', '.join(added)})" if added else ""))
         return
     try:
         importlib.import_module(f"{service}.loader")
@@ -99,6 +101,16 @@ def instance_port(service: str, i: int) -> int:
 
 def balancer_port(service: str, b: int) -> int:
     return PORT_BASE + 50 + 10 * SERVICES.index(service) + b
+
+
+def metrics_port(service: str, i: int) -> int:
+    """The instance's private /metrics listener (Prometheus: tools/prometheus.py)."""
+    return PORT_BASE + 200 + 10 * SERVICES.index(service) + i
+
+
+def balancer_metrics_port(service: str, b: int) -> int:
+    """A caching balancer's private listener serving its instances' /metrics (--metrics-listen)."""
+    return PORT_BASE + 300 + 10 * SERVICES.index(service) + b
 
 
 def instance_pidfile(service: str, i: int) -> Path:
@@ -180,7 +192,7 @@ def start_instances(service: str, database_url: str, count: int):
         if fleet.pid_alive(pidfile):
             continue
         fleet.start_instance(service, instance_port(service, i), database_url, pidfile,
-                             LOGS / f"{service}-{i}.log")
+                             LOGS / f"{service}-{i}.log", METRICS_LISTEN=f"127.0.0.1:{metrics_port(service, i)}")
         say(f"{service}: instance {i} started on 127.0.0.1:{instance_port(service, i)}")
 
 
@@ -191,11 +203,13 @@ def stop_extra_instances(service: str, count: int):
             say(f"{service}: instance {i} stopped")
 
 
-def start_nginx(binary: str, service: str, name: str, listen: str, upstreams, args, front=False):
+def start_nginx(binary: str, service: str, name: str, listen: str, upstreams, args, front=False, b=0):
     """Render and start (or reload) one nginx: "started", "reloaded", or None when it already
     runs with this configuration."""
     extra = []
     if not front:
+        extra += ["--metrics-listen", f"127.0.0.1:{balancer_metrics_port(service, b)}",
+                  *[f"--metrics-upstream=127.0.0.1:{metrics_port(service, i)}" for i in range(args.instances)]]
         # Every local client is 127.0.0.1 (browsers, k6, the benchmarks): a per-client fill
         # budget would be one budget for all of them. The AWS render keeps its default.
         extra += ["--fill-budget", "0"]
@@ -203,7 +217,8 @@ def start_nginx(binary: str, service: str, name: str, listen: str, upstreams, ar
             extra += ["--real-ip-from", "127.0.0.1"]  # the front's X-Forwarded-For names the client
     conf, changed = fleet.render_balancer(
         service, listen, upstreams, balancer_prefix(name), balancer_pidfile(name),
-        cache=args.cache, write_rate_limit=args.write_rate_limit, extra=extra, front=front)
+        cache=args.cache, write_rate_limit=args.write_rate_limit, extra=extra, front=front,
+        read_rate_limit=args.read_rate_limit, connection_limit=args.connection_limit)
     if not changed and fleet.pid_alive(balancer_pidfile(name)):
         return None
     return fleet.start_balancer(binary, conf, balancer_pidfile(name))
@@ -231,7 +246,7 @@ def start_balancers(binary: str, service: str, database_url: str, args):
     instances = [f"127.0.0.1:{instance_port(service, i)}" for i in range(args.instances)]
     for b, name in enumerate(names):
         listen = public if args.balancers == 1 else f"127.0.0.1:{balancer_port(service, b)}"
-        what = start_nginx(binary, service, name, listen, instances, args)
+        what = start_nginx(binary, service, name, listen, instances, args, b=b)
         listener = start_listener(service, name, database_url)
         if what or listener:
             say(f"{service}: balancer {name} {what or 'running'} on {listen}"
@@ -383,6 +398,11 @@ def main():
     up_parser.add_argument("--cache", type=int, choices=(0, 1), default=1, help="the balancers' cache")
     up_parser.add_argument("--write-rate-limit", type=int, default=10,
                            help="POST/PUT per second per client at each balancer (burst twice that); 0: off")
+    # Off locally: load tests and benchmarks send everything from one address (infra/nginx/README.md).
+    up_parser.add_argument("--read-rate-limit", type=int, default=0,
+                           help="GET per second per client at each balancer (burst twice that); 0: off")
+    up_parser.add_argument("--connection-limit", type=int, default=0,
+                           help="requests in progress at once per client at each balancer; 0: off")
     sub.add_parser("down")
     sub.add_parser("flush", help="make every balancer forget its cache (after a load)")
     status_parser = sub.add_parser("status")

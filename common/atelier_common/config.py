@@ -25,6 +25,9 @@ class Settings:
     trusted_proxies: str = "127.0.0.1"
     metrics_enabled: bool = True      # METRICS=0: no /metrics, no per-request counting
     metrics_flush_seconds: float = 1.0  # how often a worker adds its counts to the shared files
+    # host:port of a second listener that alone serves /metrics (the public one answers 404 there);
+    # empty: /metrics on the one listener (a lone development server).
+    metrics_listen: str = ""
 
 
 def _number(environ, name, default, kind):
@@ -78,5 +81,6 @@ def load_settings(service: str, environ=None, overrides=None) -> Settings:
         trusted_proxies=environ.get("TRUSTED_PROXIES", Settings.trusted_proxies),
         metrics_enabled=_switch(environ, "METRICS", Settings.metrics_enabled),
         metrics_flush_seconds=_number(environ, "METRICS_FLUSH_SECONDS", Settings.metrics_flush_seconds, float),
+        metrics_listen=environ.get("METRICS_LISTEN", Settings.metrics_listen),
     )
     return replace(settings, **overrides)

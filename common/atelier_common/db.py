@@ -38,14 +38,52 @@ class ConnectTimeout(psycopg2.OperationalError):
     """The database did not accept a connection in time (answered like any database outage)."""
 
 
-def make_green():
-    """Let psycopg2 yield to other greenlets while it waits on the network.
+class DatabaseSilent(psycopg2.OperationalError):
+    """The server said nothing for longer than any healthy statement takes (it is frozen, or
+    the network drops its packets): answered like any database outage (503)."""
+
+
+def silence_seconds(environ=os.environ) -> float:
+    """How long a connection may wait for the server: the statement timeout (which a healthy
+    server enforces itself) plus a second. DB_SILENCE_SECONDS overrides it."""
+    from .config import Settings
+
+    explicit = environ.get("DB_SILENCE_SECONDS")
+    if explicit:
+        return float(explicit)
+    return int(environ.get("DB_STATEMENT_TIMEOUT_MS") or Settings.statement_timeout_ms) / 1000 + 1
+
+
+def make_green(silence: float = None):
+    """Let psycopg2 yield to other greenlets while it waits on the network, for at most
+    `silence` seconds at a time (silence_seconds()).
+
+    psycogreen's callback, with a bound: a frozen server (SIGSTOP, a hung host, packets dropped)
+    keeps its TCP connections open and its kernel acknowledges what is sent, so neither TCP
+    keepalives nor the server's own statement_timeout end a query; without a bound the request
+    and its pool connection wait forever. When the wait callback raises, psycopg2 marks the
+    connection broken (`closed`), and the pool then drops its idle connections too.
 
     Called in each gevent worker before its first connection. Not in the loader: COPY does not
     work with a wait callback installed."""
-    from psycogreen.gevent import patch_psycopg
+    from gevent.socket import wait_read, wait_write
 
-    patch_psycopg()
+    silence = silence_seconds() if silence is None else silence
+    silent = DatabaseSilent("the database did not answer in time")
+
+    def wait(conn, timeout=None):
+        while True:
+            state = conn.poll()
+            if state == psycopg2.extensions.POLL_OK:
+                return
+            if state == psycopg2.extensions.POLL_READ:
+                wait_read(conn.fileno(), timeout=silence, timeout_exc=silent)
+            elif state == psycopg2.extensions.POLL_WRITE:
+                wait_write(conn.fileno(), timeout=silence, timeout_exc=silent)
+            else:
+                raise psycopg2.OperationalError(f"bad result from poll: {state!r}")
+
+    psycopg2.extensions.set_wait_callback(wait)
 
 
 class _Connection(psycopg2.extensions.connection):

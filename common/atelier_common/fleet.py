@@ -69,17 +69,22 @@ def start_instance(service: str, port: int, database_url: str, pidfile: Path, lo
                        **{key: str(value) for key, value in env.items()})
     # An instance is the unit of scaling: one worker each unless WEB_CONCURRENCY says otherwise.
     environment.setdefault("WEB_CONCURRENCY", "1")
+    # A second listener for /metrics alone (METRICS_LISTEN), when asked for.
+    metrics = ["--bind", environment["METRICS_LISTEN"]] if environment.get("METRICS_LISTEN") else []
     subprocess.run([
         str(VENV_BIN / "gunicorn"), "-c", "python:atelier_common.gunicorn_conf",
-        "--bind", f"127.0.0.1:{port}", "--daemon", "--pid", str(pidfile),
+        "--bind", f"127.0.0.1:{port}", *metrics, "--daemon", "--pid", str(pidfile),
         "--error-logfile", str(logfile), f"{service}:create_app()",
     ], check=True, env=environment, cwd=ROOT)
 
 
 def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile: Path,
-                    cache: int = 1, write_rate_limit: int = 10, extra=(), front: bool = False):
+                    cache: int = 1, write_rate_limit: int = 10, extra=(), front: bool = False,
+                    read_rate_limit: int = 0, connection_limit: int = 0):
     """Write the balancer's (or with front=True the front's) nginx.conf under prefix (created):
-    (its path, whether it changed)."""
+    (its path, whether it changed). The per-client read rate and connection limits are off
+    unless asked for (on one machine every test, load test and benchmark client comes from one
+    address)."""
     prefix = Path(prefix).resolve()
     prefix.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -87,7 +92,9 @@ def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile:
     args = [sys.executable, str(RENDER), "--service", service, "--listen", listen,
             "--prefix", str(prefix), "--pid", str(pidfile),
             "--workers", os.environ.get("NGINX_WORKERS", "auto"), *extra]
-    args += ["--front"] if front else ["--cache", str(cache), "--write-rate-limit", str(write_rate_limit)]
+    args += ["--front"] if front else ["--cache", str(cache), "--write-rate-limit", str(write_rate_limit),
+                                       "--read-rate-limit", str(read_rate_limit),
+                                       "--connection-limit", str(connection_limit)]
     for upstream in upstreams:
         args += ["--upstream", upstream]
     config = subprocess.run(args, check=True, capture_output=True, text=True).stdout
@@ -285,9 +292,11 @@ def wait_vouched(prefix: Path, logfile: Path):
              f"the cache listener of {prefix} (log {logfile})")
 
 
-def instance_addresses(service: str, run: Path = DATA / "run") -> list:
+def instance_addresses(service: str, run: Path = DATA / "run", metrics: bool = False) -> list:
     """host:port of every live gunicorn master of the service whose pid file is in `run`
-    (`<service>.pid` or `<service>-<i>.pid`, as `make up` writes them)."""
+    (`<service>.pid` or `<service>-<i>.pid`, as `make up` writes them). An instance listens twice
+    when it has a metrics listener (METRICS_LISTEN): with metrics, only the addresses whose
+    /metrics answers (the public one's is 404)."""
     import psutil
 
     addresses = []
@@ -298,4 +307,12 @@ def instance_addresses(service: str, run: Path = DATA / "run") -> list:
         except (ValueError, psutil.Error):
             continue
         addresses += [f"{address.ip}:{address.port}" for address in listening]
-    return addresses
+    return [address for address in addresses if serves_metrics(address)] if metrics else addresses
+
+
+def serves_metrics(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False

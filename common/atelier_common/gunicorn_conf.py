@@ -7,7 +7,10 @@ import os
 import shutil
 import tempfile
 
-bind = os.environ.get("BIND", "127.0.0.1:8000")
+bind = [os.environ.get("BIND", "127.0.0.1:8000")]
+# The private metrics listener (atelier_common.metrics): /metrics there only.
+if os.environ.get("METRICS_LISTEN"):
+    bind.append(os.environ["METRICS_LISTEN"])
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gevent's pywsgi server under gunicorn: on this machine (1 worker, /healthz, ab -k -c50) it
 # served ~3.4k req/s at p50 15 ms / p99 44-83 ms, where gunicorn's own gevent worker gave the same

@@ -1,38 +1,62 @@
 """The contract's HTTP rules that do not belong to any one endpoint.
 
 A WSGI middleware, so that they hold for every path, including 404s and errors, and cost no
-Flask machinery: one trailing slash is ignored, an OPTIONS preflight is answered 204, and every
-response carries Access-Control-Allow-Origin."""
+Flask machinery: one trailing slash is ignored, repeated slashes are one (as nginx reads them;
+never a redirect, whose absolute URL would come from the client's Host header), an OPTIONS
+preflight is answered 204, and every response carries Access-Control-Allow-Origin."""
 import ipaddress
+import re
 
 from flask import Response
 
 from .logs import register_request_id
 
 ALLOW_METHODS = "GET, POST, PUT, OPTIONS"
-ALLOW_HEADERS = "Content-Type, Authorization"
+ALLOW_HEADERS = "Content-Type, Authorization, Idempotency-Key"
+
+
+_SLASHES = re.compile(r"/{2,}")
+# An HTTP method is a token (RFC 9110); a balancer never names anything else.
+_METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
 class ContractMiddleware:
     def __init__(self, wsgi_app, allow_origin: str):
+        """allow_origin: `*` (any page may read the answers), or a comma-separated list of
+        origins (`https://shop.example`): a listed Origin is echoed back (with Vary: Origin),
+        any other gets no Access-Control-Allow-Origin, so a browser keeps the answer from it."""
         self.wsgi_app = wsgi_app
-        self.origin_header = ("Access-Control-Allow-Origin", allow_origin)
+        origins = [item.strip() for item in allow_origin.split(",") if item.strip()]
+        self.any_origin = "*" in origins or not origins
+        self.origins = frozenset(origins)
+        self.origin_header = ("Access-Control-Allow-Origin", "*")
+
+    def cors_headers(self, environ) -> list:
+        if self.any_origin:
+            return [self.origin_header]
+        origin = environ.get("HTTP_ORIGIN")
+        vary = ("Vary", "Origin")
+        return [("Access-Control-Allow-Origin", origin), vary] if origin in self.origins else [vary]
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            path = environ["PATH_INFO"] = _SLASHES.sub("/", path)
         if len(path) > 1 and path.endswith("/"):
             environ["PATH_INFO"] = path[:-1]
         if environ.get("REQUEST_METHOD") == "OPTIONS":
             start_response("204 No Content", [
-                self.origin_header,
+                *self.cors_headers(environ),
                 ("Access-Control-Allow-Methods", ALLOW_METHODS),
                 ("Access-Control-Allow-Headers", ALLOW_HEADERS),
                 ("Access-Control-Max-Age", "86400"),
             ])
             return [b""]
 
+        cors = self.cors_headers(environ)
+
         def start_with_cors(status, headers, exc_info=None):
-            headers.append(self.origin_header)
+            headers.extend(cors)
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, start_with_cors)
@@ -69,12 +93,12 @@ class TrustedBalancer:
                 if hop and not self.trusted(hop):
                     environ["REMOTE_ADDR"] = hop
                     break
-        # Any method the balancer turned into POST gets its own back (a DELETE must meet its 405,
-        # never a POST route); only a trusted balancer may say so.
+        # Any method the balancer turned into POST gets its own back (a DELETE or a `DELETE_` must
+        # meet its 405, never a POST route); only a trusted balancer may say so. A value that is
+        # no method name at all is not a POST either: it becomes one no route has (405).
         original = environ.get("HTTP_X_ORIGINAL_METHOD")
         if original and environ.get("REQUEST_METHOD") == "POST" and self.trusted(peer):
-            if original.isalpha() and original.isupper():
-                environ["REQUEST_METHOD"] = original
+            environ["REQUEST_METHOD"] = original if _METHOD.match(original) else "INVALID"
         return self.wsgi_app(environ, start_response)
 
 

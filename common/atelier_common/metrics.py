@@ -15,6 +15,9 @@ flight, the pool's waits and timeouts, database errors by kind.
   The price: a scrape may miss up to one flush interval of the other workers' requests; they
   show at the next one.
 - METRICS=0 turns all of it off (no middleware, no /metrics, no pool timing).
+- Private: with METRICS_LISTEN=host:port the instance listens there too, and only a request
+  that arrived on that listener gets the metrics; on the public listener every spelling of the
+  path (`/metrics/`, `//metrics`, `/%6detrics`, `/metrics%2f`: all read as /metrics) is 404.
 """
 import os
 import threading
@@ -22,7 +25,7 @@ import time
 from bisect import bisect_left
 from time import perf_counter
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, abort, current_app, request
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge,
                                Histogram, generate_latest)
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -204,6 +207,9 @@ bp = Blueprint("metrics", __name__)
 
 @bp.get("/metrics")
 def metrics():
+    port = current_app.config["METRICS_PORT"]
+    if port is not None and request.environ.get("SERVER_PORT") != port:
+        abort(404)  # the contract's 404, as for any unknown path
     TALLY.flush()
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
@@ -221,6 +227,7 @@ def register_metrics(app):
         return
     TALLY.enabled = True
     TALLY.flush_seconds = settings.metrics_flush_seconds
+    app.config["METRICS_PORT"] = settings.metrics_listen.rpartition(":")[2] or None
     app.register_blueprint(bp)
     app.request_class = route_noting(app.request_class)
     app.wsgi_app = MetricsMiddleware(app.wsgi_app, TALLY)

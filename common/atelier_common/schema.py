@@ -2,6 +2,7 @@
 
 `sql/schema.sql` holds the tables; `sql/indexes.sql` the keys and indexes, kept apart so that a
 bulk load can create the tables, COPY into them, and only then build the indexes."""
+import re
 from importlib import resources
 
 import click
@@ -20,6 +21,34 @@ def apply_schema(dsn: str, package: str):
         for name in SCHEMA_FILES:
             cur.execute(schema_sql(package, name))
     conn.close()
+
+
+def add_missing_tables(dsn: str, package: str) -> list:
+    """Create the tables of sql/schema.sql that a database made by an earlier release lacks
+    (with their indexes from the same file), leaving every other table as it is: how a table
+    that is not bulk-loaded (idempotency_key) reaches an existing database. Returns their names."""
+    statements = [part.strip() for part in re.split(r";\s*\n", schema_sql(package, "schema.sql"))]
+    creates = {}
+    for statement in statements:
+        body = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--"))
+        match = re.match(r"CREATE TABLE (\w+)", body.strip())
+        if match:
+            creates[match[1]] = [body]
+    for statement in statements:
+        body = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--"))
+        match = re.match(r"CREATE INDEX \w+ ON (\w+)", body.strip())
+        if match and match[1] in creates:
+            creates[match[1]].append(body)
+    added = []
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        for table, ddl in creates.items():
+            cur.execute("SELECT to_regclass(%s) IS NULL", (table,))
+            if cur.fetchone()[0]:
+                for statement in ddl:
+                    cur.execute(statement)
+                added.append(table)
+    conn.close()
+    return added
 
 
 def has_tables(dsn: str) -> bool:

@@ -29,19 +29,34 @@ each answer in one send, and which stops promptly.
 - gevent's HTTP parser answers what never reaches Flask itself: more than 100 header lines, a
 malformed request line or header, a request line over 8 KB (behind nginx, these are the few it
 lets through). Its answers have an empty or plain-text body; here they carry the contract's
-JSON error shape, and a 500 of the server itself says no more than Flask's would."""
+JSON error shape, and a 500 of the server itself says no more than Flask's would.
+- The parser is strict where two HTTP parsers could disagree on where a request ends (request
+  smuggling, should anything but the balancer ever reach an instance): Content-Length together
+  with Transfer-Encoding, two Content-Lengths, a length that is not plain digits (`+70`), a
+  Transfer-Encoding other than `chunked`, a CR or NUL inside a header, a folded header line, a
+  header name that is not a token: all 400. A GET, HEAD or OPTIONS with a body is 400 too (the
+  balancer refuses it the same way).
+- Each request has a deadline as a whole: from its first byte, the request line, headers and
+  body must have arrived within REQUEST_DEADLINE_SECONDS (10 s), else 408 and the connection is
+  closed (a slow client cannot hold a connection by trickling bytes). The body is read before
+  the application runs (at most MAX_BODY_BYTES + 1 bytes, so a larger one is still 413)."""
+import email.parser
+import io
 import json
 import os
+import re
 import socket
 import time
 import weakref
 
 import gevent
+from gevent.pywsgi import OldMessage, _InvalidClientRequest
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
 _MESSAGES = {
     "400": ("400 Bad Request", {"message": "The request could not be read.",
                                 "errors": {"request": ["malformed HTTP request"]}}),
+    "408": ("408 Request Timeout", {"message": "The request took too long to arrive."}),
     "414": ("414 Request-URI Too Long", {"message": "The request line is too long."}),
     "500": ("500 Internal Server Error", {"message": "internal server error"}),
 }
@@ -59,6 +74,46 @@ _RAW = {code: _raw_response(code) for code in _MESSAGES}
 
 # Above the balancer's upstream keepalive_timeout: nginx closes its idle connections before we do.
 DRAIN_IDLE_SECONDS = float(os.environ.get("DRAIN_IDLE_SECONDS", "4"))
+# From a request's first byte to its last (request line, headers, body).
+REQUEST_DEADLINE_SECONDS = float(os.environ.get("REQUEST_DEADLINE_SECONDS", "10"))
+# Read before the application runs; one byte more than the largest body, so Flask still says 413.
+MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", "65536"))
+
+_MAX_HEADER_LINE = 65536  # as Python's own parser
+_MAX_HEADERS = 100
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_DIGITS = re.compile(rb"[0-9]{1,15}\Z")
+_BODYLESS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+
+# gevent's header class, filled by the e-mail parser as http.client.parse_headers does (the lines
+# are already read and checked).
+_parse_headers = email.parser.Parser(_class=OldMessage).parsestr
+
+
+class BodyUnreadable(BaseException):
+    """The body's framing was broken (400)."""
+
+
+class RequestTooSlow(BaseException):
+    """The request's deadline passed before it had arrived (a BaseException: gevent's parser
+    turns any Exception into a 400)."""
+
+
+def check_framing(command: str, lengths: list, codings: list) -> None:
+    """Raise ValueError (gevent: 400) where two parsers could disagree on where the request ends
+    (the raw values of every Content-Length and Transfer-Encoding line), and for a body on a
+    method that has none."""
+    if lengths and codings:
+        raise _InvalidClientRequest("Content-Length with Transfer-Encoding")
+    if len(lengths) > 1 or len(codings) > 1:
+        raise _InvalidClientRequest("repeated framing header")
+    if lengths and not _DIGITS.match(lengths[0]):
+        raise _InvalidClientRequest("malformed Content-Length")
+    if codings and codings[0].lower() != b"chunked":
+        raise _InvalidClientRequest("unsupported Transfer-Encoding")
+    if command in _BODYLESS and (codings or (lengths and int(lengths[0]) > 0)):
+        raise _InvalidClientRequest("a body on a method that has none")
 
 
 class ContractHandler(PyWSGIHandler):
@@ -71,13 +126,67 @@ class ContractHandler(PyWSGIHandler):
         self.connections.add(self)
         super().handle()
 
+    deadline = None                  # gevent.Timeout of the request being read, once it began
+
     def read_requestline(self):
         self.idle_since = time.monotonic()
         self.waiting = True
         try:
-            return super().read_requestline()
+            self.rfile.peek(1)  # idle until the next request's first byte (or EOF)
+        except OSError:
+            return ""
         finally:
             self.waiting = False
+        self.deadline = gevent.Timeout.start_new(REQUEST_DEADLINE_SECONDS, RequestTooSlow)
+        return super().read_requestline()
+
+    def MessageClass(self, fp, *args):
+        """The headers, each raw line checked first (Python's parser would take a bare CR for
+        the end of a line and drop what follows, where another parser would not), the framing
+        headers counted on the way; then parsed once, as gevent does."""
+        lines = []
+        lengths, codings = [], []
+        while True:
+            line = fp.readline(_MAX_HEADER_LINE + 1)
+            if len(line) > _MAX_HEADER_LINE or len(lines) > _MAX_HEADERS:
+                raise _InvalidClientRequest("headers too large")
+            lines.append(line)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            content = line[:-2] if line.endswith(b"\r\n") else line.rstrip(b"\n")
+            name, colon, value = content.partition(b":")
+            if (not colon or b"\r" in content or b"\x00" in content
+                    or not _TOKEN.match(name.decode("latin-1"))):
+                raise _InvalidClientRequest("malformed header line")
+            lowered = name.lower()
+            if lowered == b"content-length":
+                lengths.append(value.strip())
+            elif lowered == b"transfer-encoding":
+                codings.append(value.strip())
+        check_framing(self.command, lengths, codings)  # before gevent drops a length beside chunked
+        return _parse_headers(b"".join(lines).decode("latin-1"))
+
+    def get_environ(self):
+        """The WSGI environ, its body already read in full within the request's deadline."""
+        environ = super().get_environ()
+        body_input = environ["wsgi.input"]
+        if self.content_length or environ.get("HTTP_TRANSFER_ENCODING"):
+            try:
+                body = body_input.read(MAX_BODY_BYTES + 1)
+            except (OSError, ValueError):  # a malformed chunk, or a body cut short
+                raise BodyUnreadable() from None
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            if len(body) > MAX_BODY_BYTES:
+                self.close_connection = True  # the rest of the body is never read
+        self._stop_deadline()
+        return environ
+
+    def _stop_deadline(self):
+        if self.deadline is not None:
+            self.deadline.close()
+            self.deadline = None
 
     def start_response(self, status, headers, exc_info=None):
         if self.draining:  # the balancer must not send another request on this connection
@@ -96,7 +205,16 @@ class ContractHandler(PyWSGIHandler):
         return True
 
     def handle_one_request(self):
-        result = super().handle_one_request()
+        try:
+            result = super().handle_one_request()
+        except RequestTooSlow:
+            self.close_connection = True
+            return "408", _RAW["408"]
+        except BodyUnreadable:
+            self.close_connection = True
+            return "400", _RAW["400"]
+        finally:
+            self._stop_deadline()
         if isinstance(result, tuple) and result[0] in _RAW:  # (status, raw bytes) of an error
             return result[0], _RAW[result[0]]
         return result

@@ -46,7 +46,8 @@ def test_trusted_proxies_setting_defaults_to_the_local_balancer():
     ("127.0.0.1", "GET", "PUT", "GET"),       # only a POST can have been a PUT
     ("127.0.0.1", "POST", "DELETE", "DELETE"),  # meets its 405, never a POST route
     ("127.0.0.1", "POST", "PATCH", "PATCH"),
-    ("127.0.0.1", "POST", "put x", "POST"),   # not a method name: ignored
+    ("127.0.0.1", "POST", "DELETE_", "DELETE_"),  # any method token: its 405, never the POST view
+    ("127.0.0.1", "POST", "put x", "INVALID"),  # not a method name: no route has it either
 ])
 def test_a_write_sent_as_post_by_a_trusted_balancer_keeps_its_method(peer, method, original, seen):
     methods = []
@@ -58,3 +59,27 @@ def test_a_write_sent_as_post_by_a_trusted_balancer_keeps_its_method(peer, metho
     environ = {"REMOTE_ADDR": peer, "REQUEST_METHOD": method, "HTTP_X_ORIGINAL_METHOD": original}
     TrustedBalancer(app, "127.0.0.1")(environ, lambda *args: None)
     assert methods == [seen]
+
+
+@pytest.mark.parametrize("allowed,origin,expected", [
+    ("*", "https://evil.example", "*"),
+    ("https://shop.example", "https://shop.example", "https://shop.example"),
+    ("https://shop.example, https://www.shop.example", "https://www.shop.example", "https://www.shop.example"),
+    ("https://shop.example", "https://evil.example", None),   # a page elsewhere cannot read the answer
+    ("https://shop.example", None, None),                     # a server-to-server call needs none
+])
+def test_cors_origins_are_configurable(allowed, origin, expected):
+    from atelier_common.http import ContractMiddleware
+
+    for method in ("GET", "OPTIONS"):
+        seen = {}
+
+        def start_response(status, headers, exc_info=None):
+            seen.update(headers)
+
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": "/x"}
+        if origin:
+            environ["HTTP_ORIGIN"] = origin
+        ContractMiddleware(lambda env, start: start("200 OK", []) or [], allowed)(environ, start_response)
+        assert seen.get("Access-Control-Allow-Origin") == expected
+        assert (seen.get("Vary") == "Origin") == (allowed != "*")

@@ -36,7 +36,7 @@ def test_preflight_and_cors_headers(client):
     assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Origin"] == "*"
     assert set(preflight.headers["Access-Control-Allow-Methods"].split(", ")) == {"GET", "POST", "PUT", "OPTIONS"}
-    assert set(preflight.headers["Access-Control-Allow-Headers"].split(", ")) == {"Content-Type", "Authorization"}
+    assert set(preflight.headers["Access-Control-Allow-Headers"].split(", ")) == {"Content-Type", "Authorization", "Idempotency-Key"}
     assert client.get("/healthz").headers["Access-Control-Allow-Origin"] == "*"
 
 

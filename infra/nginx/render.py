@@ -119,17 +119,48 @@ def values_for(args) -> dict:
         "lease": LEASE_SECONDS,
         "max_count": args.max_page_count,
         "fill_budget": size_bytes(args.fill_budget),
-        "cors_origin": args.cors_origin,
+        "cors_origins": 'default "*";' if "*" in args.cors_origin else "\n".join(
+            ['default "";'] + [f'"{origin}" $http_origin;' for origin in args.cors_origin]),
         "write_rate": args.write_rate_limit,
         "write_burst": 2 * args.write_rate_limit,
+        "read_rate": max(args.read_rate_limit, 1),
+        "read_burst": 2 * args.read_rate_limit,
+        "connection_limit": args.connection_limit,
+        "frontend_connection_limit": args.frontend_connection_limit,
+        "request_deadline": args.request_deadline,
+        "metrics_listen": args.metrics_listen,
+        "disk_reserve": 1024 * 1024,
+        "frontend_addresses": "\n".join(f"{cidr} {name};" for name, cidr in args.frontend)
+        or "# (none: --frontend NAME=CIDR)",
+        "frontend_tokens": "\n".join(f'"{token}" {name};' for name, token in args.frontend_token)
+        or "# (none: --frontend-token NAME=ENV_VARIABLE)",
         "real_ip_from": "\n".join(
             [f"set_real_ip_from {cidr};" for cidr in args.real_ip_from]
             + ["real_ip_header X-Forwarded-For;", "real_ip_recursive on;"]) if args.real_ip_from
         else "# (none: clients connect to this balancer directly)",
         **CACHE_POLICY[args.service],
     }
+    values["connection_limits"] = "\n".join(filter(None, [
+        optional(args.connection_limit > 0, "limit_conn client_connections {{connection_limit}};", values,
+                 "--connection-limit 0: no per-client limit on requests in progress"),
+        optional(args.connection_limit > 0 and bool(args.frontend or args.frontend_token),
+                 "limit_conn frontend_connections {{frontend_connection_limit}};", values,
+                 "(no front-end server configured)")]))
+    values["read_limit"] = optional(args.read_rate_limit > 0, "limit_req zone=reads burst={{read_burst}} nodelay;",
+                                    values, "--read-rate-limit 0: reads are not rate-limited")
+    values["metrics_locations"] = "\n".join(
+        [f"location = /metrics/{i} {{ proxy_pass http://{address}/metrics; }}"
+         for i, address in enumerate(args.metrics_upstream)]
+        + [f"location = /metrics {{ proxy_pass http://{args.metrics_upstream[0]}/metrics; }}"]
+        if args.metrics_upstream else [])
+    values["metrics_server"] = optional(bool(args.metrics_listen), "{{include conf/metrics.conf}}", values,
+                                        "no --metrics-listen: the instances' metrics are not served here")
     values["cache_zone"] = optional(args.cache, "{{include conf/cache.conf}}", values,
                                     "CACHE=0: nothing is cached")
+    values["disk_guard"] = optional(args.cache, """\
+# A full volume: answers are passed on from memory, not stored (conf/disk_guard.conf).
+set_by_lua_block $atelier_disk_full { return require("atelier_disk").full() }
+proxy_no_cache $atelier_disk_full;""", values, "CACHE=0: nothing is written to the disk")
     values["cache_reads"] = optional(args.cache, "{{include conf/cache_reads.conf}}", values,
                                      "CACHE=0: every read reaches an instance")
     values["write_rate_zone"] = optional(args.write_rate_limit > 0, "{{include conf/write_rate_limit.conf}}",
@@ -137,6 +168,33 @@ def values_for(args) -> dict:
     values["write_limit"] = optional(args.write_rate_limit > 0, "limit_req zone=writes burst={{write_burst}};",
                                      values, "WRITE_RATE_LIMIT=0: no write rate limit")
     return values
+
+
+def _named(what):
+    def parse(text):
+        name, sep, value = text.partition("=")
+        if not sep or not re.fullmatch(r"[a-z0-9_-]+", name) or not re.fullmatch(r"[0-9A-Fa-f.:/]+", value):
+            raise argparse.ArgumentTypeError(f"expected NAME=CIDR (name: a-z 0-9 _ -), got {text!r}")
+        return name, value
+    return parse
+
+
+def _origin(text):
+    if text != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?", text):
+        raise argparse.ArgumentTypeError(f"expected * or scheme://host[:port], got {text!r}")
+    return text
+
+
+def _named_secret(text):
+    """NAME=ENV_VARIABLE: the token is read from the environment (a long random string)."""
+    name, sep, variable = text.partition("=")
+    if not sep or not re.fullmatch(r"[a-z0-9_-]+", name):
+        raise argparse.ArgumentTypeError(f"expected NAME=ENV_VARIABLE, got {text!r}")
+    token = os.environ.get(variable, "")
+    if not re.fullmatch(r"[A-Za-z0-9_.~-]{24,}", token):
+        raise argparse.ArgumentTypeError(
+            f"{variable} must hold the front-end's token: 24 or more of A-Z a-z 0-9 _ . ~ -")
+    return name, token
 
 
 def parse_args(argv=None):
@@ -164,14 +222,37 @@ def parse_args(argv=None):
                         help="the services' clamp of `count` (MAX_PAGE_COUNT; must equal theirs)")
     parser.add_argument("--upstream-timeout", default="10s",
                         help="how long an instance may take to answer (then 504, or the next one for a GET)")
-    parser.add_argument("--cors-origin", default="*", help="Access-Control-Allow-Origin of nginx's errors")
+    parser.add_argument("--cors-origin", action="append", type=_origin,
+                        help="an origin (https://shop.example) whose pages may read nginx's own answers; repeat "
+                             "for several (default `*`: any)")
     parser.add_argument("--real-ip-from", action="append", default=[],
                         help="CIDR of a proxy in front (AWS load balancer) whose X-Forwarded-For is trusted")
+    parser.add_argument("--read-rate-limit", type=int, default=200,
+                        help="GET/HEAD/OPTIONS per second per client (burst twice that, not delayed); 0 turns it off")
+    parser.add_argument("--connection-limit", type=int, default=64,
+                        help="requests in progress at once per client (429 above); 0 turns it off")
+    parser.add_argument("--frontend-connection-limit", type=int, default=1024,
+                        help="requests in progress at once per configured front-end server")
+    parser.add_argument("--request-deadline", type=int, default=10,
+                        help="seconds from a request's first byte by which its header and body must have arrived (408)")
+    parser.add_argument("--frontend", action="append", default=[], type=_named("CIDR"),
+                        help="NAME=CIDR: a front-end server whose X-Forwarded-For names its shoppers")
+    parser.add_argument("--frontend-token", action="append", default=[], type=_named_secret,
+                        help="NAME=ENV_VARIABLE: a front-end server known by the X-Atelier-Client token in that "
+                             "environment variable (the token itself is never a command-line argument)")
+    parser.add_argument("--metrics-listen", help="address:port of a private listener serving the instances' "
+                        "/metrics (AWS: the machine's private address, port 9100); off by default")
+    parser.add_argument("--metrics-upstream", action="append", default=[],
+                        help="address:port of one instance's metrics listener (METRICS_LISTEN), in --upstream order")
     parser.add_argument("--modules-dir", default="/usr/lib/nginx/modules")
     parser.add_argument("--out", help="write here instead of stdout")
     args = parser.parse_args(argv)
-    if args.write_rate_limit < 0:
-        parser.error("--write-rate-limit must be 0 or more")
+    args.cors_origin = args.cors_origin or ["*"]
+    if args.metrics_listen and not args.metrics_upstream:
+        parser.error("--metrics-listen needs --metrics-upstream (each instance's METRICS_LISTEN)")
+    for option in ("write_rate_limit", "read_rate_limit", "connection_limit"):
+        if getattr(args, option) < 0:
+            parser.error(f"--{option.replace('_', '-')} must be 0 or more")
     return args
 
 

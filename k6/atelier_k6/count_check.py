@@ -32,7 +32,7 @@ LOG_LINE = re.compile(r'"(?P<request>[^"]*)" (?P<status>\d{3}) .* up=(?P<upstrea
 def instance_counts() -> Counter:
     counts = Counter()
     for service in SERVICES:
-        for address in instance_addresses(service):
+        for address in instance_addresses(service, metrics=True):
             with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
                 text = response.read().decode()
             for family in text_string_to_metric_families(text):

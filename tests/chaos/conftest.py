@@ -229,3 +229,41 @@ def load():
     """Load(base, question_ids, clients=6): a context manager (import mode `importlib` cannot
     import conftest, so the class travels as a fixture)."""
     return Load
+
+
+@pytest.fixture
+def make_fleet():
+    """make_fleet(database_url, instances=2, **env) -> a Fleet of the test's own, stopped after it."""
+    fleets = []
+
+    def make(database_url: str, instances: int = 2, **env):
+        fleets.append(Fleet(database_url, instances, **env))
+        return fleets[-1]
+
+    yield make
+    for fleet in fleets:
+        fleet.stop()
+
+
+def check_writes(db, outcomes, questions_before: int, helpful_before: int, question_ids) -> dict:
+    """Nothing lost, nothing doubled: each 201's question stored once; rows and helpful votes
+    added between the acknowledged and the acknowledged + refused (a refused write may have
+    reached the server before its answer was lost). Returns the counts."""
+    created = [int(o.location.rsplit("/", 1)[1]) for o in outcomes if o.status == 201]
+    assert len(set(created)) == len(created)
+    assert db.value("SELECT count(*) FROM question WHERE id = ANY(%s)", (created,)) == len(created)
+    refused_posts = sum(1 for o in outcomes if o.method == "POST" and o.status == 503)
+    added = db.value("SELECT count(*) FROM question") - questions_before
+    assert len(created) <= added <= len(created) + refused_posts
+    helpful = db.value("SELECT sum(helpful) FROM question WHERE id <= %s", (len(question_ids),))
+    acknowledged = sum(1 for o in outcomes if o.method == "PUT" and o.status == 204)
+    refused_puts = sum(1 for o in outcomes if o.method == "PUT" and o.status == 503)
+    assert acknowledged <= helpful - helpful_before <= acknowledged + refused_puts
+    return {"questions": (len(created), added, refused_posts),
+            "votes": (acknowledged, helpful - helpful_before, refused_puts)}
+
+
+@pytest.fixture
+def writes_kept():
+    """check_writes (import mode `importlib` cannot import conftest)."""
+    return check_writes

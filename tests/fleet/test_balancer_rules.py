@@ -119,7 +119,8 @@ def test_render_variants_are_valid_nginx(tmp_path, service, cache, rate):
                     "--upstream", "127.0.0.1:3", "--cache", cache, "--write-rate-limit", rate,
                     "--prefix", str(tmp_path), "--real-ip-from", "10.0.0.0/16")
     assert ("proxy_cache_path" in config) == (cache == "1")
-    assert ("limit_req " in config) == (rate != "0")
+    assert ("limit_req zone=writes" in config) == (rate != "0")
+    assert "limit_req zone=reads" in config and "limit_conn client_connections" in config  # on by default
     assert config.count("server 127.0.0.1:") == 2 and "set_real_ip_from 10.0.0.0/16;" in config
     assert "{{" not in config
     path = tmp_path / "nginx.conf"

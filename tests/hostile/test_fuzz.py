@@ -85,6 +85,7 @@ class Record:
     def __init__(self):
         self.statuses = collections.Counter()
         self.accepted = collections.Counter()  # (method, path template) -> 2xx writes
+        self.keys = 0  # accepted writes sent with an Idempotency-Key (a row each)
         self.photos = 0
         self.characteristics = 0
         self.problems = []
@@ -112,7 +113,12 @@ def check(case, response, record: Record):
     if re.search(r"\d", server):
         record.problems.append(f"{where}: Server header shows a version: {server}")
     if case.method in ("POST", "PUT") and 200 <= response.status_code < 300:
+        replayed = response.headers.get("idempotent-replayed") or []  # schemathesis: lowercase, lists
+        if "true" in replayed:
+            return  # a repeat of an Idempotency-Key: the first answer again, nothing written
         record.accepted[(case.method, template)] += 1
+        if response.request.headers.get("Idempotency-Key") is not None:
+            record.keys += 1  # remembered with the write
         if isinstance(case.body, dict):
             photos = case.body.get("photos") or []
             record.photos += len(photos) if isinstance(photos, list) else 0
@@ -211,5 +217,7 @@ def test_schemathesis_through_the_balancer(balanced, service):
         expected["review_summary"] = after["review_summary"]  # per-product aggregates: a first review adds one
         added = {k: after[k] - before[k] for k in before if k.startswith("characteristic_review")}
         assert all(value == record.characteristics for value in added.values()), added
+    if "idempotency_key" in before:
+        expected["idempotency_key"] = before["idempotency_key"] + record.keys
     unchanged_tables = {k: v for k, v in expected.items() if k in after}
     assert {k: after[k] for k in unchanged_tables} == unchanged_tables

@@ -6,6 +6,7 @@ cast where it first appears, so PREPARE infers the intended types.
 """
 from atelier_common.cache_listener import notify_changed
 from atelier_common.db import Statement
+from atelier_common.idempotency import CLAIM, PURGE_EXPIRED, keyed
 
 # The contract's date format: ISO-8601 UTC with milliseconds. The colons are quoted literals
 # ("HH24":"MI", same output) because pgbench, which the benchmark runs these statements with,
@@ -93,6 +94,26 @@ WITH new_question AS (
 SELECT new_question.id FROM new_question, {notify_changed("new_question.product_id")}
 """)
 
+# The same with an Idempotency-Key ($5 key, $6 fingerprint; atelier_common/idempotency.py), still
+# one statement: the id is drawn first (only when the key is not live), the key claimed with the
+# answer to replay, the question inserted only when the claim succeeded, a few expired keys
+# deleted. No row: the key is live (a repeat, or a concurrent duplicate that committed first).
+_LIVE_KEY = "SELECT 1 FROM idempotency_key WHERE key = {} AND created_at > now() - interval '24 hours'"
+INSERT_QUESTION_ONCE = Statement("qa_insert_question_once", f"""
+WITH new_id AS (
+    SELECT nextval(pg_get_serial_sequence('question', 'id')) AS id
+     WHERE NOT EXISTS ({_LIVE_KEY.format("$5::text")})
+), reply AS (
+    SELECT '/qa/questions/' || id AS location, $1::integer AS product_id, NULL::integer AS question_id
+      FROM new_id
+), {keyed(CLAIM, 5, 6)}, new_question AS (
+    INSERT INTO question (id, product_id, body, date_written, asker_name, asker_email)
+    SELECT new_id.id, $1::integer, $2::text, now(), $3::text, $4::text FROM new_id, claim
+    RETURNING id, product_id
+), {keyed(PURGE_EXPIRED, 5, 6)}
+SELECT new_question.id FROM new_question, {notify_changed("new_question.product_id")}
+""")
+
 # $1 question_id, $2 body, $3 name, $4 email, $5 photo URLs → the new answer's id and the
 # question's product (the views the balancer must refresh, http.changed), or no row
 # when the question is unknown or reported (then nothing is written). One statement, so the
@@ -114,6 +135,29 @@ SELECT new_answer.id, parent.product_id
 FROM new_answer, parent, {notify_changed("parent.product_id", "parent.id")}
 """)
 
+# The same with an Idempotency-Key ($6 key, $7 fingerprint), as INSERT_QUESTION_ONCE. No row:
+# the key is live, or the question unknown or reported (the route tells them apart).
+INSERT_ANSWER_ONCE = Statement("qa_insert_answer_once", f"""
+WITH parent AS (
+    SELECT id, product_id FROM question WHERE id = $1::integer AND NOT reported
+), new_id AS (
+    SELECT nextval(pg_get_serial_sequence('answer', 'id')) AS id, parent.product_id FROM parent
+     WHERE NOT EXISTS ({_LIVE_KEY.format("$6::text")})
+), reply AS (
+    SELECT '/qa/answers/' || id AS location, product_id, $1::integer AS question_id FROM new_id
+), {keyed(CLAIM, 6, 7)}, new_answer AS (
+    INSERT INTO answer (id, question_id, body, date_written, answerer_name, answerer_email)
+    SELECT new_id.id, $1::integer, $2::text, now(), $3::text, $4::text FROM new_id, claim
+    RETURNING id, question_id
+), new_photos AS (
+    INSERT INTO answer_photo (answer_id, url)
+    SELECT new_answer.id, photo.url
+    FROM new_answer, unnest($5::text[]) WITH ORDINALITY AS photo (url, position)
+    ORDER BY photo.position
+), {keyed(PURGE_EXPIRED, 6, 7)}
+SELECT new_answer.id, new_id.product_id
+FROM new_answer, new_id, {notify_changed("new_id.product_id", "new_answer.question_id")}
+""")
 
 # $1 id → (product_id, question_id) of the row when it exists (204; the views the balancer must
 # refresh, http.changed), no row otherwise (404). Helpful is one atomic increment: concurrent

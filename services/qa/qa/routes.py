@@ -2,6 +2,7 @@
 from flask import Blueprint, request
 
 from atelier_common.db import Statement, fetch_row, fetch_value
+from atelier_common import idempotency
 from atelier_common.errors import not_found
 from atelier_common.http import changed, created, json_bytes, no_content
 from atelier_common.validation import load_json_body, load_query, path_id
@@ -28,7 +29,16 @@ def qa_answers(question_id):
 @bp.post("/qa/questions")
 def qa_question_post():
     body = load_json_body(schemas.question_body, request)
-    new_id = fetch_value(queries.INSERT_QUESTION, (body["product_id"], body["body"], body["name"], body["email"]))
+    params = (body["product_id"], body["body"], body["name"], body["email"])
+    key = idempotency.request_key()
+    if key is None:
+        new_id = fetch_value(queries.INSERT_QUESTION, params)
+    else:  # the same statement, remembering its answer under the key (or replaying it)
+        fingerprint = idempotency.fingerprint()
+        new_id = fetch_value(queries.INSERT_QUESTION_ONCE, params + (key, fingerprint))
+        if new_id is None:
+            return idempotency.replay(fetch_row(idempotency.LOOKUP, (key,)), fingerprint)
+    idempotency.fault_after_commit()
     return created(f"/qa/questions/{new_id}", changed(product_id=body["product_id"]))
 
 
@@ -36,11 +46,21 @@ def qa_question_post():
 def qa_answer_post(question_id):
     question_id = path_id("question_id", question_id)
     body = load_json_body(schemas.answer_body, request)
-    row = fetch_row(queries.INSERT_ANSWER,
-                    (question_id, body["body"], body["name"], body["email"], body["photos"]))
+    params = (question_id, body["body"], body["name"], body["email"], body["photos"])
+    key = idempotency.request_key()
+    if key is None:
+        row = fetch_row(queries.INSERT_ANSWER, params)
+    else:
+        fingerprint = idempotency.fingerprint()
+        row = fetch_row(queries.INSERT_ANSWER_ONCE, params + (key, fingerprint))
+        if row is None:
+            remembered = fetch_row(idempotency.LOOKUP, (key,))
+            if remembered is not None:
+                return idempotency.replay(remembered, fingerprint)
     if row is None:
         raise not_found("question")
     new_id, product_id = row
+    idempotency.fault_after_commit()
     return created(f"/qa/answers/{new_id}", changed(product_id, question_id))
 
 

@@ -184,7 +184,7 @@ def test_indexes_and_sequences_exist_after_a_load(loaded):
         cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1")
         assert [row[0] for row in cur.fetchall()] == [
             "answer_photo_answer_idx", "answer_photo_pkey", "answer_pkey", "answer_question_idx",
-            "question_pkey", "question_product_idx"]
+            "idempotency_key_created_idx", "idempotency_key_pkey", "question_pkey", "question_product_idx"]
         cur.execute("SELECT max(id), (SELECT last_value FROM question_id_seq) FROM question")
         maximum, last_value = cur.fetchone()
         assert last_value == maximum

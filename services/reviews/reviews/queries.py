@@ -7,6 +7,7 @@ row before it touches characteristic_tally, then rebuilds the product's meta doc
 """
 from atelier_common.cache_listener import notify_changed
 from atelier_common.db import Statement
+from atelier_common.idempotency import CLAIM, PURGE_EXPIRED, keyed
 
 # The three list orders of GET /reviews; each is served by its own partial index (indexes.sql).
 SORT_ORDERS = {
@@ -158,4 +159,15 @@ UNTALLY_REVIEW = Statement("reviews_untally_review", """
 # $1 = review_id
 REVIEW_EXISTS = Statement("reviews_review_exists", """
     SELECT EXISTS (SELECT FROM review WHERE id = $1::integer)
+""")
+
+# -- POST /reviews with an Idempotency-Key (atelier_common/idempotency.py) ----------------------
+
+# $1 key, $2 fingerprint, $3 the new review's Location, $4 product_id: the key claimed in the
+# review's transaction, last (one row), or already live (no row: the transaction is rolled back
+# and the first answer replayed); a few expired keys deleted.
+CLAIM_KEY = Statement("reviews_claim_key", f"""
+    WITH reply AS (SELECT $3::text AS location, $4::integer AS product_id, NULL::integer AS question_id),
+    {keyed(CLAIM, 1, 2)}, {keyed(PURGE_EXPIRED, 1, 2)}
+    SELECT key FROM claim
 """)

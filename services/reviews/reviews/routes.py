@@ -5,7 +5,8 @@ keeps the product's aggregates exact (see queries.py for the locking order)."""
 from flask import Blueprint, request
 from marshmallow import ValidationError
 
-from atelier_common.db import fetch_value, transaction
+from atelier_common import idempotency
+from atelier_common.db import fetch_row, fetch_value, transaction
 from atelier_common.errors import not_found
 from atelier_common.http import changed, created, json_bytes, no_content
 from atelier_common.validation import load_json_body, load_query, path_id
@@ -33,9 +34,27 @@ def reviews_meta():
     return json_bytes(body)
 
 
+class _KeyTaken(Exception):
+    """The Idempotency-Key was live by the time the review's transaction claimed it."""
+
+
 @bp.post("/reviews")
 def reviews_post():
     review = load_json_body(schemas.NEW_REVIEW, request)
+    key = idempotency.request_key()
+    if key is None:
+        return _new_review(review)
+    fingerprint = idempotency.fingerprint()
+    remembered = fetch_row(idempotency.LOOKUP, (key,))
+    if remembered is None:
+        try:
+            return _new_review(review, key, fingerprint)
+        except _KeyTaken:  # a concurrent duplicate committed first: its answer, nothing written
+            remembered = fetch_row(idempotency.LOOKUP, (key,))
+    return idempotency.replay(remembered, fingerprint)
+
+
+def _new_review(review, key=None, fingerprint=None):
     product_id = review["product_id"]
     characteristic_ids = list(review["characteristics"])
     with transaction() as cur:
@@ -51,7 +70,11 @@ def reviews_post():
             review["name"], review["email"], review["photos"], characteristic_ids,
             list(review["characteristics"].values()))).fetchone()[0]
         queries.REBUILD_META.run(cur, (product_id,))
-    return created(f"/reviews/{review_id}", changed(product_id))
+        location = f"/reviews/{review_id}"
+        if key is not None and queries.CLAIM_KEY.run(cur, (key, fingerprint, location, product_id)).fetchone() is None:
+            raise _KeyTaken()  # rolls the review back
+    idempotency.fault_after_commit()
+    return created(location, changed(product_id))
 
 
 @bp.put("/reviews/<raw_id>/helpful")
