@@ -158,7 +158,7 @@ def values_for(args) -> dict:
     values["cache_zone"] = optional(args.cache, "{{include conf/cache.conf}}", values,
                                     "CACHE=0: nothing is cached")
     values["disk_guard"] = optional(args.cache, """\
-# A full volume: answers are passed on from memory, not stored (conf/disk_guard.conf).
+# A full volume: answers are passed on from memory, not stored (conf/workers.conf).
 set_by_lua_block $atelier_disk_full { return require("atelier_disk").full() }
 proxy_no_cache $atelier_disk_full;""", values, "CACHE=0: nothing is written to the disk")
     values["cache_reads"] = optional(args.cache, "{{include conf/cache_reads.conf}}", values,
