@@ -53,6 +53,18 @@ def ready(url: str) -> bool:
         return False
 
 
+def port_taken(port: int) -> bool:
+    """Something listens on 127.0.0.1:port. (SO_REUSEADDR, as gunicorn and nginx bind: connections
+    of a stopped server still in TIME_WAIT do not count.)"""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
