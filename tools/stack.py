@@ -191,6 +191,9 @@ def start_instances(service: str, database_url: str, count: int):
         pidfile = instance_pidfile(service, i)
         if fleet.pid_alive(pidfile):
             continue
+        if fleet.port_taken(instance_port(service, i)):
+            raise StackError(f"{service} instance {i}: port {instance_port(service, i)} is taken by another program "
+                             f"(ATELIER_PORT_BASE moves the ports)")
         fleet.start_instance(service, instance_port(service, i), database_url, pidfile,
                              LOGS / f"{service}-{i}.log", METRICS_LISTEN=f"127.0.0.1:{metrics_port(service, i)}")
         say(f"{service}: instance {i} started on 127.0.0.1:{instance_port(service, i)}")

@@ -56,14 +56,29 @@ def ready(url: str) -> bool:
         return False
 
 
+def port_taken(port: int) -> bool:
+    """Something listens on 127.0.0.1:port. (SO_REUSEADDR, as gunicorn and nginx bind: connections
+    of a stopped server still in TIME_WAIT do not count.)"""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def start_instance(service: str, port: int, database_url: str, pidfile: Path, logfile: Path, **env):
-    """One gunicorn master (and its workers) on 127.0.0.1:port, daemonized, pid in pidfile."""
+def start_instance(service: str, port: int, database_url: str, pidfile: Path, logfile: Path, app: str = None,
+                   **env):
+    """One gunicorn master (and its workers) on 127.0.0.1:port, daemonized, pid in pidfile: the one
+    way the project starts gunicorn (`make up`, the tests, the benchmarks). `app`: another WSGI
+    app than the service's (a test's own module)."""
     environment = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": database_url,
                                       "PROC_NAME": f"atelier-{service}-{port}"},
                        **{key: str(value) for key, value in env.items()})
@@ -74,7 +89,7 @@ def start_instance(service: str, port: int, database_url: str, pidfile: Path, lo
     subprocess.run([
         str(VENV_BIN / "gunicorn"), "-c", "python:atelier_common.gunicorn_conf",
         "--bind", f"127.0.0.1:{port}", *metrics, "--daemon", "--pid", str(pidfile),
-        "--error-logfile", str(logfile), f"{service}:create_app()",
+        "--error-logfile", str(logfile), app or f"{service}:create_app()",
     ], check=True, env=environment, cwd=ROOT)
 
 

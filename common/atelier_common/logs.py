@@ -113,7 +113,8 @@ class GunicornLogger(glogging.Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
-        formatter = JsonFormatter(service=cfg.proc_name.removeprefix("atelier-"))
+        # PROC_NAME is atelier-<service>, or atelier-<service>-<port> for an instance of `make up`.
+        formatter = JsonFormatter(service=cfg.proc_name.removeprefix("atelier-").split("-", 1)[0])
         for handler in self.error_log.handlers:
             handler.setFormatter(formatter)
         for handler in list(log.handlers):

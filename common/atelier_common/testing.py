@@ -15,14 +15,15 @@
 """
 import importlib
 import itertools
-from contextlib import contextmanager
-from pathlib import Path
 import os
 import secrets
+import shutil
 import socket
-import subprocess
-import sys
+import tempfile
 import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -98,44 +99,39 @@ def answers(url: str) -> bool:
 
 @contextmanager
 def _gunicorn_servers():
-    """Start a service under gunicorn; every server started is stopped on exit."""
-    processes = []
+    """Start a service under gunicorn, as `make up` starts an instance
+    (atelier_common.fleet.start_instance); every server started is stopped on exit."""
+    from atelier_common import fleet
+
+    folder = Path(tempfile.mkdtemp(prefix="atelier-serve-"))
+    pidfiles = []
 
     def start(service: str, database_url: str, app: str = None, error_log=None, **env) -> str:
-        """`app`: another WSGI app than the service's (a test's own module); `error_log`: a
-        file for gunicorn's --error-logfile, as `make up` gives each instance."""
+        """`app`: another WSGI app than the service's (a test's own module); `error_log`: the
+        file for gunicorn's --error-logfile (default: one in a temporary folder)."""
         port = free_port()
-        environment = {**os.environ, f"{service.upper()}_DATABASE_URL": database_url,
-                       "WEB_CONCURRENCY": "1", "PROC_NAME": f"atelier-{service}",
-                       **{k: str(v) for k, v in env.items()}}
-        log_args = ["--error-logfile", str(error_log)] if error_log else []
-        process = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "gunicorn"),
-             "-c", "python:atelier_common.gunicorn_conf", "--bind", f"127.0.0.1:{port}", *log_args,
-             app or f"{service}:create_app()"],
-            env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        processes.append(process)
+        pidfile = folder / f"{service}-{port}.pid"
+        log = Path(error_log) if error_log else folder / f"{service}-{port}.log"
+        pidfiles.append(pidfile)
+        fleet.start_instance(service, port, database_url, pidfile, log, app=app, **env)
         base = f"http://127.0.0.1:{port}"
 
         def healthy():
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
+            if pidfile.exists() and not fleet.pid_alive(pidfile):
+                tail = log.read_text()[-2000:] if log.exists() else ""
+                raise RuntimeError(f"gunicorn exited: {tail}")
             return answers(base + "/healthz")
 
-        wait_for(healthy, 20, f"{service} under gunicorn")
+        wait_for(healthy, 20, f"{service} under gunicorn (log {log})")
+        start.processes.append(SimpleNamespace(pid=fleet.pid_alive(pidfile)))
         return base
 
-    start.processes = processes  # the gunicorn masters, for tests that watch their workers
+    start.processes = []  # the gunicorn masters (their .pid), for tests that watch their workers
     try:
         yield start
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        fleet.stop_pids(pidfiles, seconds=20)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -61,3 +61,13 @@ def test_a_stale_socket_is_removed_and_a_live_one_kept(prefix):
         listening.bind(str(live))
         listening.listen()
         assert not fleet_tools.remove_stale_socket(live) and live.is_socket()
+
+
+def test_a_port_held_by_a_listener_is_taken_and_a_closed_one_is_not():
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    assert fleet_tools.port_taken(port)
+    held.close()
+    assert not fleet_tools.port_taken(port)
