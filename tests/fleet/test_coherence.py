@@ -279,7 +279,7 @@ def test_junk_repeated_and_reordered_parameters_hit_the_same_entry(qa, reviews):
     product = 9940
     qa.front.post("/qa/questions", json={**QUESTION, "product_id": product})
     base = f"/qa/questions?product_id={product}&page=1&count=5"
-    assert qa.a.get(base).headers["X-Cache-Status"] == "MISS"
+    warm(qa.a, [base])
     junk20 = "&".join(f"utm_{i}=x" for i in range(20))
     junk300 = "&".join(f"j{i}={i}" for i in range(300))
     variants = [
