@@ -130,8 +130,8 @@ def forward(conn, session: Session):
         session.send(lines)
 
 
-def serve(database_url: str, control: str):
-    """One connection and one session, until either fails (raises)."""
+def serve(database_url: str, control: str, opened=lambda: None):
+    """One connection and one session, until either fails (raises); `opened()` once both are up."""
     conn = psycopg2.connect(database_url, application_name="atelier-cache-listener", connect_timeout=3,
                             keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=2,
                             tcp_user_timeout=3000)
@@ -143,6 +143,7 @@ def serve(database_url: str, control: str):
         share_priority(cur)
         session = Session(control)  # the balancer vouches from here, under a new epoch
         say(f"listening on {CHANNEL}; session open on {control}")
+        opened()
         next_ping = 0.0
         while True:
             wait = max(0.0, next_ping - time.monotonic())
@@ -166,12 +167,16 @@ def serve(database_url: str, control: str):
 
 
 def run(database_url: str, control: str):
+    last = [None]  # the trouble last reported: one line per spell of it, not one per retry
     while True:
         try:
-            serve(database_url, control)
+            serve(database_url, control, opened=lambda: last.__setitem__(0, None))
         except (psycopg2.Error, OSError, SessionClosed) as problem:
-            say(f"{type(problem).__name__}: {str(problem).strip().splitlines()[0] if str(problem).strip() else ''}"
-                f"; again in {RETRY_SECONDS} s")
+            lines = str(problem).strip().splitlines()
+            message = f"{type(problem).__name__}: {lines[0] if lines else ''}"
+            if message != last[0]:
+                say(f"{message}; trying again every {RETRY_SECONDS} s")
+                last[0] = message
         time.sleep(RETRY_SECONDS)
 
 
