@@ -16,17 +16,17 @@ WRITE_RATE_LIMIT ?= 10
 TESTS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help infra-tools up down test data load bench-load bench clean loadtest report influx chaos soak bench-metrics prometheus bench-fleet bench-tail
+.PHONY: help infra-tools release up down test data load bench-load bench clean loadtest report influx chaos soak bench-metrics prometheus bench-fleet bench-tail
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/pyproject.toml
+$(STAMP): requirements/dev.txt requirements/prod.in common/pyproject.toml services/*/pyproject.toml etl/pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "[atelier] $(PYTHON) cannot create a venv: install its venv module (Debian: apt-get install python3-venv), or set PYTHON=..." >&2; exit 1; }
 	@echo "[atelier] installing the pinned Python packages into $(VENV) (first run: about a minute)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -r requirements.txt
+	@$(PY) -m pip install --quiet -r requirements/dev.txt
 	@$(PY) -m pip install --quiet --no-build-isolation --no-deps -e common -e etl -e services/products -e services/qa -e services/reviews
 	@touch $(STAMP)
 
@@ -40,7 +40,10 @@ $(INFRA_STAMP): infra/terraform/requirements-tools.txt
 	$(INFRA_VENV)/bin/python -m pip install --quiet -r infra/terraform/requirements-tools.txt
 	@touch $(INFRA_STAMP)
 
-infra-tools: $(INFRA_STAMP) ## the Terraform checks' tools (checkov, shellcheck) in .venv-infra
+infra-tools: $(INFRA_STAMP) ## the Terraform checks' tools (checkov, shellcheck, moto) in .venv-infra
+
+release: $(STAMP) ## the artefact an instance installs offline (infra/terraform/README.md): VERSION=v1.2.0
+	$(PY) infra/terraform/release.py --version $(or $(VERSION),$(error set VERSION, e.g. make release VERSION=v1.2.0))
 
 up: $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
 	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
