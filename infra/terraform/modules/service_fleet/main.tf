@@ -151,6 +151,11 @@ data "aws_iam_policy_document" "task" {
     resources = [for group in aws_cloudwatch_log_group.instances : "${group.arn}:*"]
   }
   statement {
+    sid       = "NameTheMetricsByGroup" # the agent reads the instance's aws:autoscaling:groupName tag
+    actions   = ["ec2:DescribeTags"]
+    resources = ["*"] # DescribeTags has no resource-level permissions
+  }
+  statement {
     sid       = "PublishInstanceMetrics"
     actions   = ["cloudwatch:PutMetricData"]
     resources = ["*"] # PutMetricData has no resource; the condition keeps it to one namespace
