@@ -1,7 +1,8 @@
-# One service's instances: each runs the released repository (gunicorn under systemd, nginx from
-# infra/nginx/ with its cache and keepalive to the local gunicorns) and answers the balancer's
-# /readyz. Two more launch templates, from the same boot script, run the one-off tasks: load
-# (the ETL) and rotate (the runtime role's new password).
+# One service's instances: each installs the release artefact offline and runs it (gunicorn under
+# systemd, nginx from infra/nginx/ with its cache and keepalive to the local gunicorns, the cache
+# listener), joins the balancer after its deploy gate and answers the balancer's /healthz. Two
+# more launch templates, from the same boot script, run the one-off tasks: load (the ETL) and
+# rotate (the runtime role's new password).
 
 data "aws_region" "current" {}
 
