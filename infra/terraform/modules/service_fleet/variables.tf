@@ -148,6 +148,11 @@ variable "metrics_port" {
   description = "Port of the instance nginx's /metrics listener (never routed by the balancer)."
   type        = number
   default     = 9100
+
+  validation {
+    condition     = var.metrics_port != var.instance_port
+    error_message = "metrics_port must differ from instance_port, the port the balancer forwards to."
+  }
 }
 
 variable "monitoring" {
