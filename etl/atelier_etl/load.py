@@ -7,6 +7,8 @@ their Python and their PostgreSQL backends share the machine's cores), and draws
 Connections: the loader connects as the owner role, `<SERVICE>_OWNER_DATABASE_URL`, defaulting
 to the service's own `<SERVICE>_DATABASE_URL` (or the local server's owner role); when the two
 roles differ, the service's role is granted what it needs on the new tables before the swap.
+The loader lifts `statement_timeout` (and the idle-transaction timeout) for its own session:
+a server-wide cap (RDS's parameter group sets 30 s for the services) would cancel a long COPY.
 Each load runs in one transaction that ends by swapping the new schema in (atelier_etl.swap):
 the services answer from the old data until then, and a load killed at any point changes
 nothing. After a service's swap, `atelier_etl.hooks.data_replaced(service)` runs (caches).
@@ -50,6 +52,15 @@ def _role(url: str) -> str:
     return psycopg2.extensions.parse_dsn(url).get("user")
 
 
+def lift_timeouts(conn):
+    """A server may cap every statement (RDS's parameter group: statement_timeout = 30 s for the
+    services' sake) and every idle transaction; one COPY of a large file runs longer than that,
+    and the load is one transaction. The loader lifts both for its own session only."""
+    with conn.cursor() as cur:
+        cur.execute("SET statement_timeout = 0")
+        cur.execute("SET idle_in_transaction_session_timeout = 0")
+
+
 def load_service(service: str, data: Path, rejects: Path, url: str, runtime_role: str = None, progress=None):
     """Load one service's files in one transaction and swap them in; returns the file reports."""
     loader = importlib.import_module(f"{service}.loader")
@@ -58,6 +69,7 @@ def load_service(service: str, data: Path, rejects: Path, url: str, runtime_role
         raise SystemExit(f"{service}: {data} lacks {', '.join(missing)}")
     conn = psycopg2.connect(url, application_name="atelier-load")
     try:
+        lift_timeouts(conn)
         reports = loader.load(conn, data, rejects / service, progress=progress, runtime_role=runtime_role)
         conn.commit()
         drop_old(conn)

@@ -6,6 +6,9 @@ Manager) and its grants, connected as the owner (the RDS master user, which may 
 The grants are the project's least-privilege split (common/atelier_common/roles.py). Running it
 again sets the current password (rotation) and changes nothing else.
 """
+import base64
+import hashlib
+import hmac
 import os
 import sys
 from contextlib import closing
@@ -16,14 +19,33 @@ from psycopg2 import sql
 from atelier_common.roles import grant_runtime_privileges, owner_role
 
 
+SCRAM_ITERATIONS = 4096  # PostgreSQL's default (scram_iterations)
+
+
+def scram_verifier(password: str, salt: bytes = None, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL would store for this password (RFC 5802/7677), made
+    here so that the password itself never reaches the server: the statement that sets it is
+    logged (log_statement = ddl), and the log is exported to CloudWatch. PostgreSQL stores a
+    verifier given as the password as it is. (SASLprep is the identity on the ASCII passwords
+    generated for this role.)"""
+    salt = os.urandom(16) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
 def ensure_login_role(conn, role: str, password: str):
-    """Create the role (a login with no other power: CREATE ROLE's defaults), or set its password.
-    An owner that is not a superuser (the RDS master user) may not even restate NOSUPERUSER
-    on ALTER, so a rerun changes the password only."""
+    """Create the role (a login with no other power: CREATE ROLE's defaults), or set its password
+    (as its SCRAM verifier: the password never leaves this process). An owner that is not a
+    superuser (the RDS master user) may not even restate NOSUPERUSER on ALTER, so a rerun changes
+    the password only."""
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
         verb = "ALTER ROLE {} WITH" if cur.fetchone() else "CREATE ROLE {} WITH LOGIN"
-        cur.execute(sql.SQL(verb + " PASSWORD %s").format(sql.Identifier(role)), (password,))
+        cur.execute(sql.SQL(verb + " PASSWORD %s").format(sql.Identifier(role)), (scram_verifier(password),))
     conn.commit()
 
 

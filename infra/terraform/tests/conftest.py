@@ -11,7 +11,7 @@ import pytest
 
 TERRAFORM = Path(__file__).resolve().parents[1]
 ROOT = TERRAFORM.parents[1]
-MODULE_NAMES = ("network", "service_fleet", "load_balancer", "database", "kms_key")
+MODULE_NAMES = ("network", "service_fleet", "load_balancer", "database", "kms_key", "log_bucket")
 # The Terraform checks' tools live in their own virtualenv (make test creates it).
 INFRA_VENV = Path(os.environ.get("ATELIER_INFRA_VENV", ROOT / ".venv-infra"))
 

@@ -76,3 +76,24 @@ def test_without_its_settings_it_changes_nothing(rds_like):
     result = subprocess.run([sys.executable, str(SCRIPT), service], capture_output=True, text=True,
                             env={k: v for k, v in os.environ.items() if not k.endswith("_OWNER_DATABASE_URL")})
     assert result.returncode == 2 and "RUNTIME_PASSWORD" in result.stderr
+
+
+def test_the_password_never_reaches_the_server_log(postgres, rds_like):
+    """RDS logs DDL (log_statement = ddl) and exports the log: the statement that sets the
+    password carries its SCRAM verifier, never the password."""
+    service, owner_url = rds_like
+    owner = f"{service}_owner"
+    with closing(postgres.admin_connect()) as conn, conn.cursor() as cur:
+        cur.execute(f'ALTER ROLE "{owner}" SET log_statement = \'all\'')
+    start = postgres.logfile.stat().st_size
+    password = f"clear-text-{os.getpid()}-never-logged"
+    result = run_role_step(service, owner_url, password)
+    assert result.returncode == 0, result.stderr
+    with open(postgres.logfile, "rb") as handle:
+        handle.seek(start)
+        logged = handle.read().decode(errors="replace")
+    assert f'ROLE "{service}" WITH LOGIN PASSWORD \'SCRAM-SHA-256$4096:' in logged  # the statement was logged
+    assert password not in logged
+    with closing(psycopg2.connect(postgres.url(service, password, service))) as conn, conn.cursor() as cur:
+        cur.execute("SELECT current_user")
+        assert cur.fetchone() == (service,)  # the verifier made here lets the password log in

@@ -1,7 +1,7 @@
-"""The shape asked of the infrastructure, read from the Terraform files: each service its own fleet,
-balancer and database from one map; databases private and reachable only from their own
-fleet; the balancer the only public entry; health checks on /readyz; pinned providers; remote
-state; no secret in the code."""
+"""The shape of the Terraform, read from its files: each service its own fleet, balancer and
+database from one map; databases private and reachable only from their own fleet; the balancer
+the only public entry; health checks on /healthz and the deploy gate on /readyz; alarms, logs,
+rollouts with rollback; pinned providers; remote state; no secret in the code."""
 import re
 from pathlib import Path
 
@@ -10,7 +10,7 @@ import pytest
 
 TERRAFORM = Path(__file__).resolve().parents[1]
 FOLDERS = ["modules/network", "modules/service_fleet", "modules/load_balancer", "modules/database", "modules/kms_key",
-           "envs/production"]
+           "modules/log_bucket", "envs/production"]
 
 SERVICE_MODULES = ("load_balancer", "service_fleet", "database")
 
@@ -37,7 +37,8 @@ def test_providers_are_pinned(modules, production):
         assert providers, config.path
         for name, spec in providers.items():
             assert spec["source"].startswith("hashicorp/"), (config.path, name)
-            assert re.fullmatch(r"~> \d+\.\d+", spec["version"]), (config.path, name, spec["version"])
+            # The offline mirror's hashicorp/aws 5.100 and the current 6.x; no other provider.
+            assert name == "aws" and spec["version"] == ">= 5.100, < 7.0", (config.path, name, spec["version"])
 
 
 def test_remote_state_is_s3_with_locking_and_overridable(production):
@@ -130,14 +131,23 @@ def test_the_balancer_is_the_only_public_entry(modules, production):
         for rule_name, rule in config.resources("aws_vpc_security_group_ingress_rule").items():
             if name == "load_balancer":
                 assert rule["cidr_ipv4"] == "${each.value[0]}" and "var.ingress_cidrs" in rule["for_each"]
+            elif (name, rule_name) == ("service_fleet", "metrics_from_ranges"):
+                # The metrics port only, to the ranges the operator names (none by default).
+                assert rule["cidr_ipv4"] == "${each.value}" and rule["for_each"] == "${toset(var.monitoring.cidrs)}"
+                assert rule["from_port"] == rule["to_port"] == "${var.metrics_port}"
             else:
                 assert "referenced_security_group_id" in rule and "cidr_ipv4" not in rule, (name, rule_name)
         assert not config.resources("aws_security_group_rule"), name
         for group in config.resources("aws_security_group").values():
             assert "ingress" not in group  # rules are separate resources, checked above
     fleet = modules["service_fleet"]
-    (from_balancer,) = fleet.resources("aws_vpc_security_group_ingress_rule").values()
-    assert from_balancer["referenced_security_group_id"] == "${var.balancer_security_group_id}"
+    ingress = fleet.resources("aws_vpc_security_group_ingress_rule")
+    assert set(ingress) == {"from_balancer", "metrics_from_group", "metrics_from_ranges"}
+    assert ingress["from_balancer"]["referenced_security_group_id"] == "${var.balancer_security_group_id}"
+    assert ingress["from_balancer"]["from_port"] == "${var.instance_port}"  # never the metrics port
+    assert ingress["metrics_from_group"]["from_port"] == "${var.metrics_port}"
+    assert fleet.named("variable")["monitoring"]["default"] == {}  # no scraper unless given
+    assert fleet.named("variable")["metrics_port"]["default"] == 9100
     assert fleet.resource("aws_autoscaling_group", "this")["vpc_zone_identifier"] == "${var.private_subnet_ids}"
     assert production.named("module")["service_fleet"]["private_subnet_ids"] == "${module.network.private_subnet_ids}"
     for template in fleet.resources("aws_launch_template").values():
@@ -156,17 +166,42 @@ def test_the_balancer_is_the_only_public_entry(modules, production):
     assert redirect["type"] == "redirect" and redirect["redirect"][0]["protocol"] == "HTTPS"
 
 
-def test_fleet_health_checks_scaling_and_rollout(modules):
+def test_fleet_health_checks_scaling_and_rollout(modules, production):
+    production_module = production.named("module").__getitem__
     group = modules["service_fleet"].resource("aws_autoscaling_group", "this")
     assert group["health_check_type"] == "ELB"
     assert group["target_group_arns"] == ["${var.target_group_arn}"]
     (refresh,) = group["instance_refresh"]
     assert refresh["strategy"] == "Rolling"
-    assert refresh["preferences"][0]["min_healthy_percentage"] == 100  # no capacity lost during a rollout
+    (preferences,) = refresh["preferences"]
+    assert preferences["min_healthy_percentage"] == 100  # no capacity lost during a rollout
+    assert preferences["checkpoint_percentages"] == "${var.rollout.checkpoint_percentages}"
+    assert preferences["auto_rollback"] is True
+    assert preferences["alarm_specification"][0]["alarms"] == "${var.rollback_alarm_names}"
+    fleet_variables = modules["service_fleet"].named("variable")
+    assert fleet_variables["rollout"]["default"]["checkpoint_percentages"] == [10, 50, 100]
+    production_fleet = production_module("service_fleet")
+    assert production_fleet["rollback_alarm_names"] == '${module.load_balancer[each.key].rollback_alarm_names}'
+    balancer = modules["load_balancer"]
+    rollback = balancer.named("output")["rollback_alarm_names"]["value"]
+    assert rollback == ["${aws_cloudwatch_metric_alarm.errors.alarm_name}", "${aws_cloudwatch_metric_alarm.latency.alarm_name}"]
+    # The deploy gate: a launching instance waits on a hook the boot script completes.
+    (hook,) = group["initial_lifecycle_hook"]
+    assert hook["lifecycle_transition"] == "autoscaling:EC2_INSTANCE_LAUNCHING" and hook["default_result"] == "ABANDON"
     policy = modules["service_fleet"].resource("aws_autoscaling_policy", "cpu")
     assert policy["policy_type"] == "TargetTrackingScaling"
-    (health,) = modules["load_balancer"].resource("aws_lb_target_group", "instances")["health_check"]
-    assert health["path"] == "/readyz" and health["matcher"] == "200"
+    # The balancer (and so the group) checks /healthz, which does not touch the database: a
+    # database failover recycles nothing; /readyz is the deploy gate's.
+    (health,) = balancer.resource("aws_lb_target_group", "instances")["health_check"]
+    assert health["path"] == "${var.health_check_path}" and health["matcher"] == "200"
+    assert balancer.named("variable")["health_check_path"]["default"] == "/healthz"
+    # The AMI is the release's: no image lookup that floats.
+    template = modules["service_fleet"].resource("aws_launch_template", "task")
+    assert template["image_id"] == "${var.release.ami_id}"
+    assert not [key for key in modules["service_fleet"].blocks if key[:2] == ("data", "aws_ami")]
+    assert "ami_id" in fleet_variables["release"]["type"]
+    attachment = modules["service_fleet"].resource("aws_iam_role_policy_attachment", "ssm")
+    assert attachment["policy_arn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
     template = modules["service_fleet"].resource("aws_launch_template", "task")
     assert template["metadata_options"][0]["http_tokens"] == "required"
     assert "boot.sh.tftpl" in template["user_data"]
@@ -188,10 +223,10 @@ def test_no_secret_in_the_code():
 
 def test_runtime_password_is_generated_and_never_in_state(modules):
     database = modules["database"]
-    assert ("ephemeral", "random_password", "runtime") in database.blocks
+    assert ("ephemeral", "aws_secretsmanager_random_password", "runtime") in database.blocks
     version = database.resource("aws_secretsmanager_secret_version", "runtime")
     assert "secret_string" not in version  # write-only: Terraform keeps no copy
-    assert "ephemeral.random_password.runtime.result" in version["secret_string_wo"]
+    assert "ephemeral.aws_secretsmanager_random_password.runtime.random_password" in version["secret_string_wo"]
     # Each task's instance role reads only the secrets it needs: a service instance never the owner's.
     tasks = modules["service_fleet"].named("locals")["tasks"]
     assert tasks["serve"]["secrets"] == ["${var.database.runtime_secret_arn}"]
@@ -246,3 +281,52 @@ def test_module_calls_match_the_modules(folder):
         outputs = set(re.findall(r'^output "(\w+)"', module_text, re.M))
         used = set(re.findall(rf"\bmodule\.{name}(?:\[[^\]]+\])?\.(\w+)", text))
         assert used <= outputs, (name, used - outputs)
+
+
+def test_alarms_notify_the_topic_and_cover_the_list(modules, production):
+    balancer, database = modules["load_balancer"], modules["database"]
+    alarms = balancer.resources("aws_cloudwatch_metric_alarm")
+    assert set(alarms) == {"errors", "latency", "unhealthy"}
+    assert alarms["latency"]["extended_statistic"] == "p99" and alarms["latency"]["metric_name"] == "TargetResponseTime"
+    assert alarms["unhealthy"]["metric_name"] == "UnHealthyHostCount"
+    assert "HTTPCode_Target_5XX_Count" in str(alarms["errors"]) and "RequestCount" in str(alarms["errors"])
+    rds = database.named("locals")["alarms"]
+    assert {alarm["metric"] for alarm in rds.values()} == {"CPUUtilization", "DatabaseConnections", "FreeStorageSpace"}
+    assert "ReplicaLag" in str(database.named("locals")["replica_alarms"])
+    for alarm in [*alarms.values(), database.resource("aws_cloudwatch_metric_alarm", "this")]:
+        assert alarm["alarm_actions"] == ["${var.alarm_topic_arn}"]
+    for name in ("load_balancer", "database"):
+        assert production.named("module")[name]["alarm_topic_arn"] == "${aws_sns_topic.alarms.arn}"
+    assert production.resource("aws_sns_topic", "alarms")["kms_master_key_id"] == "${module.alarms_key.arn}"
+
+
+def test_logs_access_logs_and_waf_sampling(modules, production):
+    balancer = modules["load_balancer"]
+    (access,) = balancer.resource("aws_lb", "this")["access_logs"]
+    assert access["enabled"] is True and access["bucket"] == "${var.access_logs_bucket}"
+    assert production.named("module")["load_balancer"]["access_logs_bucket"] == "${module.access_logs.bucket}"
+    bucket = modules["log_bucket"]
+    (rule,) = bucket.resource("aws_s3_bucket_lifecycle_configuration", "this")["rule"]
+    assert rule["expiration"][0]["days"] == "${var.retention_days}"
+    encryption = bucket.resource("aws_s3_bucket_server_side_encryption_configuration", "this")
+    assert encryption["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "AES256"
+    assert bucket.resource("aws_s3_bucket_public_access_block", "this")["restrict_public_buckets"] is True
+    # WAF logs only what it blocked.
+    (waf_filter,) = balancer.resource("aws_wafv2_web_acl_logging_configuration", "this")["logging_filter"]
+    assert waf_filter["default_behavior"] == "DROP"
+    (keep,) = waf_filter["filter"]
+    assert keep["behavior"] == "KEEP" and keep["condition"][0]["action_condition"][0]["action"] == "BLOCK"
+    # The instances' logs: one group each, encrypted, with retention; the agent may write only there.
+    fleet = modules["service_fleet"]
+    assert fleet.named("locals")["log_groups"] == ["nginx-access", "nginx-error", "app", "journal", "boot"]
+    group = fleet.resource("aws_cloudwatch_log_group", "instances")
+    assert group["kms_key_id"] == "${var.log_kms_key_arn}" and group["retention_in_days"] == "${var.log_retention_days}"
+
+
+def test_runtime_password_is_never_logged_in_clear(modules):
+    """log_statement = ddl logs ALTER ROLE ... PASSWORD: runtime_role.py sends a SCRAM verifier
+    (tests/test_runtime_role.py proves it against a server logging every statement)."""
+    (dynamic,) = modules["database"].resource("aws_db_parameter_group", "this")["dynamic"]
+    settings = dynamic["parameter"]["for_each"]
+    if settings.get("log_statement", "none") != "none":
+        assert "scram_verifier(password)" in (TERRAFORM / "runtime_role.py").read_text()

@@ -32,3 +32,13 @@ output "private_subnet_ids" {
   description = "Where to start the load task."
   value       = module.network.private_subnet_ids
 }
+
+output "alarm_topic_arn" {
+  description = "The SNS topic every alarm notifies (subscribe a pager or chat here)."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "access_logs_bucket" {
+  description = "The S3 bucket holding the balancers' access logs (prefix: the balancer's name)."
+  value       = module.access_logs.bucket
+}

@@ -21,10 +21,11 @@ variable "zones" {
 }
 
 variable "release" {
-  description = "The released version to run and the S3 bucket holding atelier/atelier-<version>.tar.gz."
+  description = "The release to run: its version (s3://<bucket>/atelier/atelier-<version>.tar.gz, built by `make release`), the bucket, and the AMI it boots (chosen per release; README: Release)."
   type = object({
     version = string
     bucket  = string
+    ami_id  = string
   })
 }
 
@@ -36,10 +37,31 @@ variable "data_location" {
   })
 }
 
-variable "access_logs_bucket" {
-  description = "Existing S3 bucket for the balancers' access logs (null: none)."
-  type        = string
-  default     = null
+variable "access_log_retention_days" {
+  description = "Days the balancers' access logs are kept in their S3 bucket."
+  type        = number
+  default     = 90
+}
+
+variable "alarm_emails" {
+  description = "E-mail addresses subscribed to the alarm topic (each confirms by mail); other subscribers use the topic's ARN (output alarm_topic_arn)."
+  type        = list(string)
+  default     = []
+}
+
+variable "metrics_port" {
+  description = "Port of each instance's /metrics listener (the balancers never route to it)."
+  type        = number
+  default     = 9100
+}
+
+variable "monitoring" {
+  description = "Who may scrape the instances' /metrics: a security group (e.g. Prometheus's) and/or address ranges. None by default."
+  type = object({
+    security_group_id = optional(string)
+    cidrs             = optional(list(string), [])
+  })
+  default = {}
 }
 
 variable "requests_per_client_per_5min" {

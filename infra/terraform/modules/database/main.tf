@@ -13,7 +13,7 @@ module "key" {
   description = "${var.name}: database storage, snapshots, Performance Insights, logs and its secrets"
   alias       = "${var.name}-database"
   # CloudWatch Logs encrypts the exported PostgreSQL logs with it.
-  service_principals = ["logs.${data.aws_region.current.region}.amazonaws.com"]
+  service_principals = ["logs.${data.aws_region.current.id}.amazonaws.com"]
 }
 
 data "aws_region" "current" {}
@@ -90,9 +90,9 @@ resource "aws_db_parameter_group" "this" {
       autovacuum_vacuum_scale_factor      = "0.02" # helpful/report counters update rows all day
       autovacuum_analyze_scale_factor     = "0.01"
       idle_in_transaction_session_timeout = "60000"
-      statement_timeout                   = "30000" # the services set their own (5 s) per session
+      statement_timeout                   = "30000" # the services set their own (5 s) per session; the loader lifts it for its own
       log_min_duration_statement          = "250"   # slow statements go to the log
-      log_statement                       = "ddl"
+      log_statement                       = "ddl"   # schema changes audited; runtime_role.py sets passwords as SCRAM verifiers, never in clear
       log_lock_waits                      = "1"
       track_io_timing                     = "1"
     }
@@ -226,10 +226,11 @@ resource "aws_db_instance" "replica" {
   depends_on = [aws_cloudwatch_log_group.postgresql]
 }
 
-# The runtime role's password: generated at apply time, written only to Secrets Manager.
-ephemeral "random_password" "runtime" {
-  length  = 40
-  special = false # it goes into a connection URL
+# The runtime role's password: generated at apply time (by Secrets Manager), written only to
+# Secrets Manager.
+ephemeral "aws_secretsmanager_random_password" "runtime" {
+  password_length     = 40
+  exclude_punctuation = true # it goes into a connection URL
 }
 
 resource "aws_secretsmanager_secret" "runtime" {
@@ -243,7 +244,66 @@ resource "aws_secretsmanager_secret_version" "runtime" {
   secret_id = aws_secretsmanager_secret.runtime.id
   secret_string_wo = jsonencode({
     username = var.service
-    password = ephemeral.random_password.runtime.result
+    password = ephemeral.aws_secretsmanager_random_password.runtime.random_password
   })
   secret_string_wo_version = var.runtime_password_version
+}
+
+# Alarms to the environment's topic: the primary's CPU, connections and free storage, and each
+# replica's lag (a replica that falls behind serves stale reads).
+locals {
+  alarms = {
+    cpu = {
+      description = "CPU above ${var.alarms.cpu_percent}% for 15 minutes"
+      metric      = "CPUUtilization"
+      statistic   = "Average"
+      operator    = "GreaterThanThreshold"
+      threshold   = var.alarms.cpu_percent
+      instance    = aws_db_instance.primary.identifier
+    }
+    connections = {
+      description = "Connections above ${var.alarms.connections_percent}% of max_connections (${var.max_connections})"
+      metric      = "DatabaseConnections"
+      statistic   = "Maximum"
+      operator    = "GreaterThanThreshold"
+      threshold   = floor(var.max_connections * var.alarms.connections_percent / 100)
+      instance    = aws_db_instance.primary.identifier
+    }
+    free-storage = {
+      description = "Less than ${var.alarms.free_storage_gb} GB of free storage (storage autoscaling stops at max_allocated_storage_gb)"
+      metric      = "FreeStorageSpace"
+      statistic   = "Minimum"
+      operator    = "LessThanThreshold"
+      threshold   = var.alarms.free_storage_gb * 1073741824
+      instance    = aws_db_instance.primary.identifier
+    }
+  }
+  replica_alarms = {
+    for i in range(var.read_replicas) : "${var.name}-replica-${i + 1}-db-lag" => {
+      description = "Replica lag above ${var.alarms.replica_lag_seconds} s"
+      metric      = "ReplicaLag"
+      statistic   = "Maximum"
+      operator    = "GreaterThanThreshold"
+      threshold   = var.alarms.replica_lag_seconds
+      instance    = aws_db_instance.replica[i].identifier
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = merge({ for name, alarm in local.alarms : "${var.name}-db-${name}" => alarm }, local.replica_alarms)
+
+  alarm_name          = each.key
+  alarm_description   = each.value.description
+  namespace           = "AWS/RDS"
+  metric_name         = each.value.metric
+  dimensions          = { DBInstanceIdentifier = each.value.instance }
+  statistic           = each.value.statistic
+  period              = 300
+  evaluation_periods  = 3
+  comparison_operator = each.value.operator
+  threshold           = each.value.threshold
+  treat_missing_data  = "breaching" # a database that reports nothing is down
+  alarm_actions       = [var.alarm_topic_arn]
+  ok_actions          = [var.alarm_topic_arn]
 }

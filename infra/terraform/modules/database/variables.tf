@@ -83,3 +83,24 @@ variable "log_retention_days" {
   type        = number
   default     = 365
 }
+
+variable "alarm_topic_arn" {
+  description = "SNS topic the database's alarms notify."
+  type        = string
+}
+
+variable "alarms" {
+  description = "Alarm thresholds: CPU %, connections as % of max_connections, free storage in GB, replica lag in seconds."
+  type = object({
+    cpu_percent         = number
+    connections_percent = number
+    free_storage_gb     = number
+    replica_lag_seconds = number
+  })
+  default = {
+    cpu_percent         = 80
+    connections_percent = 80
+    free_storage_gb     = 20
+    replica_lag_seconds = 30
+  }
+}

@@ -41,14 +41,10 @@ resource "aws_lb" "this" {
   drop_invalid_header_fields = true
   enable_deletion_protection = var.deletion_protection
 
-  #checkov:skip=CKV_AWS_91:Access logs go to the operator's existing log bucket (variable access_logs_bucket); this module creates no bucket of its own.
-  dynamic "access_logs" {
-    for_each = var.access_logs_bucket == null ? [] : [var.access_logs_bucket]
-    content {
-      bucket  = access_logs.value
-      prefix  = var.name
-      enabled = true
-    }
+  access_logs {
+    bucket  = var.access_logs_bucket
+    prefix  = var.name
+    enabled = true
   }
 }
 
@@ -60,9 +56,12 @@ resource "aws_lb_target_group" "instances" {
   target_type          = "instance"
   deregistration_delay = var.deregistration_delay_seconds
 
-  # /readyz answers 200 only when the instance's gunicorn reaches its database through nginx.
+  # /healthz answers 200 when the instance's nginx and gunicorn answer, whatever the database
+  # does: a database failover or upgrade must not take every instance out of the balancer (and,
+  # through the Auto Scaling group's ELB health check, recycle them all). Whether the instance
+  # reaches its database is the deploy gate's question (the boot script: /readyz and a read).
   health_check {
-    path                = "/readyz"
+    path                = var.health_check_path
     matcher             = "200"
     interval            = 10
     timeout             = 5
@@ -85,7 +84,9 @@ resource "aws_lb_listener" "https" {
 }
 
 # /metrics (Prometheus text: per-route counts, pool and process figures) is for monitoring
-# inside the VPC, not for the internet; the instances still answer it.
+# inside the VPC, not for the internet. The instances serve it only on their own metrics port,
+# which this balancer never forwards to, and their public port answers 404 for every spelling
+# of it; this rule (exact paths) is defence in depth and keeps those requests off the fleet.
 resource "aws_lb_listener_rule" "private_routes" {
   listener_arn = aws_lb_listener.https.arn
   priority     = 1
@@ -187,7 +188,95 @@ resource "aws_cloudwatch_log_group" "waf" {
   kms_key_id        = var.log_kms_key_arn
 }
 
+# Only the requests a rule blocked are logged: logging every request costs about as much as the
+# fleet at a sustained 1,000 req/s, and the balancer's access logs (S3) already record them all.
 resource "aws_wafv2_web_acl_logging_configuration" "this" {
   resource_arn            = aws_wafv2_web_acl.this.arn
   log_destination_configs = [aws_cloudwatch_log_group.waf.arn]
+
+  logging_filter {
+    default_behavior = "DROP"
+    filter {
+      behavior    = "KEEP"
+      requirement = "MEETS_ANY"
+      condition {
+        action_condition {
+          action = "BLOCK"
+        }
+      }
+    }
+  }
+}
+
+# Alarms to the environment's topic. The first two also stop and roll back an instance refresh
+# (service_fleet: alarm_specification), so a release that answers errors or slowly goes no
+# further than its first checkpoint.
+resource "aws_cloudwatch_metric_alarm" "errors" {
+  alarm_name          = "${var.name}-5xx-rate"
+  alarm_description   = "More than ${var.alarms.error_rate_percent}% of the requests answered 5xx (by the instances or by the balancer)"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.alarms.error_rate_percent
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.alarm_topic_arn]
+  ok_actions          = [var.alarm_topic_arn]
+
+  metric_query {
+    id          = "rate"
+    label       = "5xx per 100 requests"
+    expression  = "100 * (FILL(target, 0) + FILL(balancer, 0)) / IF(requests > 0, requests, 1)"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = {
+      target   = "HTTPCode_Target_5XX_Count"
+      balancer = "HTTPCode_ELB_5XX_Count"
+      requests = "RequestCount"
+    }
+    content {
+      id = metric_query.key
+      metric {
+        namespace   = "AWS/ApplicationELB"
+        metric_name = metric_query.value
+        dimensions  = { LoadBalancer = aws_lb.this.arn_suffix }
+        period      = 60
+        stat        = "Sum"
+      }
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "latency" {
+  alarm_name          = "${var.name}-target-p99"
+  alarm_description   = "The instances' p99 response time above ${var.alarms.p99_seconds} s"
+  namespace           = "AWS/ApplicationELB"
+  metric_name         = "TargetResponseTime"
+  dimensions          = { LoadBalancer = aws_lb.this.arn_suffix, TargetGroup = aws_lb_target_group.instances.arn_suffix }
+  extended_statistic  = "p99"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.alarms.p99_seconds
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.alarm_topic_arn]
+  ok_actions          = [var.alarm_topic_arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "unhealthy" {
+  alarm_name          = "${var.name}-unhealthy-hosts"
+  alarm_description   = "An instance has failed the balancer's health check (/healthz) for 5 minutes"
+  namespace           = "AWS/ApplicationELB"
+  metric_name         = "UnHealthyHostCount"
+  dimensions          = { LoadBalancer = aws_lb.this.arn_suffix, TargetGroup = aws_lb_target_group.instances.arn_suffix }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 5
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.alarm_topic_arn]
+  ok_actions          = [var.alarm_topic_arn]
 }

@@ -27,3 +27,8 @@ output "resource_label" {
   description = "<alb>/<target group> label for request-count scaling metrics."
   value       = "${aws_lb.this.arn_suffix}/${aws_lb_target_group.instances.arn_suffix}"
 }
+
+output "rollback_alarm_names" {
+  description = "Alarms that stop and roll back an instance refresh: the 5xx rate and the instances' p99."
+  value       = [aws_cloudwatch_metric_alarm.errors.alarm_name, aws_cloudwatch_metric_alarm.latency.alarm_name]
+}

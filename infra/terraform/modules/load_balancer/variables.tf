@@ -65,9 +65,31 @@ variable "deletion_protection" {
 }
 
 variable "access_logs_bucket" {
-  description = "Existing S3 bucket for access logs (null: none)."
+  description = "S3 bucket for the balancer's access logs (SSE-S3: the only encryption ALB log delivery supports), under the prefix <name>/."
   type        = string
-  default     = null
+}
+
+variable "health_check_path" {
+  description = "The target group's health check: a route that does not touch the database (/healthz), so a database failover takes no instance out."
+  type        = string
+  default     = "/healthz"
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic the balancer's alarms notify."
+  type        = string
+}
+
+variable "alarms" {
+  description = "Alarm thresholds: 5xx answers per 100 requests (instances and balancer together), and the instances' p99 response time in seconds."
+  type = object({
+    error_rate_percent = number
+    p99_seconds        = number
+  })
+  default = {
+    error_rate_percent = 1
+    p99_seconds        = 1
+  }
 }
 
 variable "requests_per_client_per_5min" {

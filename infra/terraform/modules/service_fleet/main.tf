@@ -1,29 +1,29 @@
-# One service's instances: each runs the released repository (gunicorn under systemd, nginx from
-# infra/nginx/ with its cache and keepalive to the local gunicorns) and answers the balancer's
-# /readyz. Two more launch templates, from the same boot script, run the one-off tasks: load
-# (the ETL) and rotate (the runtime role's new password).
+# One service's instances: each installs the release artefact offline and runs it (gunicorn under
+# systemd, nginx from infra/nginx/ with its cache and keepalive to the local gunicorns, the cache
+# listener), joins the balancer after its deploy gate and answers the balancer's /healthz. Two
+# more launch templates, from the same boot script, run the one-off tasks: load (the ETL) and
+# rotate (the runtime role's new password).
 
 data "aws_region" "current" {}
 
-# Each task's instance type decides its architecture, and so its Debian image.
-data "aws_ec2_instance_type" "task" {
-  for_each      = local.tasks
-  instance_type = each.value.instance_type
-}
+data "aws_caller_identity" "current" {}
 
 locals {
-  architecture = { for task, type in data.aws_ec2_instance_type.task : task => contains(type.supported_architectures, "arm64") ? "arm64" : "amd64" }
+  # What the CloudWatch agent ships, one log group each (boot.sh.tftpl writes the agent's
+  # configuration from the same names): nginx's access and error logs, the gunicorns' output,
+  # the journal (systemd units, the cache listener, the SSM agent) and the boot log.
+  log_groups        = ["nginx-access", "nginx-error", "app", "journal", "boot"]
+  log_group_prefix  = "/atelier/${var.name}"
+  metrics_namespace = "Atelier/Instances"
+  deploy_gate_hook  = "deploy-gate"
 }
 
-data "aws_ami" "debian" {
-  for_each    = var.ami_id == null ? toset(values(local.architecture)) : toset([])
-  most_recent = true
-  owners      = ["136693071363"] # Debian's official cloud images
-
-  filter {
-    name   = "name"
-    values = ["debian-12-${each.key}-*"]
-  }
+resource "aws_cloudwatch_log_group" "instances" {
+  #checkov:skip=CKV_AWS_338:The nginx access log alone is tens of GB a day at design load; 90 days (log_retention_days, the operator's choice) keeps incidents reviewable at a tenth of a year's cost, and the balancers' access logs stay in S3.
+  for_each          = toset(local.log_groups)
+  name              = "${local.log_group_prefix}/${each.key}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
 }
 
 resource "aws_security_group" "instances" {
@@ -43,7 +43,30 @@ resource "aws_vpc_security_group_ingress_rule" "from_balancer" {
   ip_protocol                  = "tcp"
 }
 
-# Out: HTTPS (Secrets Manager, package mirrors, S3) and HTTP (Debian mirrors sign their packages);
+# /metrics: the instance nginx serves it on its own port (metrics_port), which the balancer never
+# forwards to; only the monitoring group or ranges given here may scrape it (none by default).
+resource "aws_vpc_security_group_ingress_rule" "metrics_from_group" {
+  for_each                     = var.monitoring.security_group_id == null ? {} : { scraper = var.monitoring.security_group_id }
+  security_group_id            = aws_security_group.instances.id
+  description                  = "Prometheus scrapes /metrics"
+  referenced_security_group_id = each.value
+  from_port                    = var.metrics_port
+  to_port                      = var.metrics_port
+  ip_protocol                  = "tcp"
+}
+
+resource "aws_vpc_security_group_ingress_rule" "metrics_from_ranges" {
+  for_each          = toset(var.monitoring.cidrs)
+  security_group_id = aws_security_group.instances.id
+  description       = "Prometheus scrapes /metrics"
+  cidr_ipv4         = each.value
+  from_port         = var.metrics_port
+  to_port           = var.metrics_port
+  ip_protocol       = "tcp"
+}
+
+# Out: HTTPS (Secrets Manager, CloudWatch, Systems Manager, S3) and HTTP (only an image that is not
+# baked installs its Debian packages at boot; Debian mirrors sign their packages);
 # PostgreSQL through the database's client group, to this service's database only.
 resource "aws_vpc_security_group_egress_rule" "web" {
   for_each          = toset(["80", "443"])
@@ -56,7 +79,7 @@ resource "aws_vpc_security_group_egress_rule" "web" {
 }
 
 locals {
-  release_object = "arn:aws:s3:::${var.release.bucket}/atelier/atelier-*.tar.gz"
+  release_object = "arn:aws:s3:::${var.release.bucket}/atelier/atelier-${var.release.version}.tar.gz"
   # What each task may read: a service instance its runtime credentials and the release; the
   # load task also the owner's credentials and the CSV files, and it may write its rejected rows;
   # the rotate task (the load task's role step alone) the owner's credentials but no data. The
@@ -69,6 +92,7 @@ locals {
       objects        = [local.release_object]
       buckets        = []
       writes         = []
+      gate           = ["arn:aws:autoscaling:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${var.name}"]
       on_shutdown    = "stop"
     }
     load = {
@@ -78,6 +102,7 @@ locals {
       objects        = [local.release_object, "arn:aws:s3:::${var.data_location.bucket}/${var.data_location.prefix}/*"]
       buckets        = ["arn:aws:s3:::${var.data_location.bucket}"]
       writes         = ["arn:aws:s3:::${var.data_location.bucket}/rejects/${var.service}/*"]
+      gate           = []
       on_shutdown    = "terminate"
     }
     rotate = {
@@ -87,6 +112,7 @@ locals {
       objects        = [local.release_object]
       buckets        = []
       writes         = []
+      gate           = []
       on_shutdown    = "terminate"
     }
   }
@@ -120,12 +146,33 @@ data "aws_iam_policy_document" "task" {
     actions   = ["s3:GetObject"]
     resources = each.value.objects
   }
+  statement {
+    sid       = "ShipLogsAndMetrics" # the CloudWatch agent: these groups' streams, memory and disk metrics
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = [for group in aws_cloudwatch_log_group.instances : "${group.arn}:*"]
+  }
+  statement {
+    sid       = "NameTheMetricsByGroup" # the agent reads the instance's aws:autoscaling:groupName tag
+    actions   = ["ec2:DescribeTags"]
+    resources = ["*"] # DescribeTags has no resource-level permissions
+  }
+  statement {
+    sid       = "PublishInstanceMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"] # PutMetricData has no resource; the condition keeps it to one namespace
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [local.metrics_namespace]
+    }
+  }
   # The load task's extras, each only where the task has resources for it.
   dynamic "statement" {
     for_each = {
       for sid, grant in {
         ListTheData         = { actions = ["s3:ListBucket"], resources = each.value.buckets }
         KeepTheRejectedRows = { actions = ["s3:PutObject"], resources = each.value.writes }
+        PassTheDeployGate   = { actions = ["autoscaling:CompleteLifecycleAction"], resources = each.value.gate }
       } : sid => grant if length(grant.resources) > 0
     }
     content {
@@ -167,7 +214,7 @@ resource "aws_launch_template" "task" {
   name        = "${var.name}-${each.key}"
   description = "atelier ${var.service} ${each.key} (release ${var.release.version})"
 
-  image_id                             = var.ami_id != null ? var.ami_id : data.aws_ami.debian[local.architecture[each.key]].id
+  image_id                             = var.release.ami_id
   instance_type                        = each.value.instance_type
   instance_initiated_shutdown_behavior = each.value.on_shutdown
   vpc_security_group_ids               = [aws_security_group.instances.id, var.database.client_security_group_id]
@@ -201,7 +248,7 @@ resource "aws_launch_template" "task" {
   user_data = base64encode(templatefile("${path.module}/boot.sh.tftpl", {
     task                 = each.key
     service              = var.service
-    region               = data.aws_region.current.region
+    region               = data.aws_region.current.id
     release_version      = var.release.version
     release_bucket       = var.release.bucket
     data_bucket          = var.data_location.bucket
@@ -219,6 +266,12 @@ resource "aws_launch_template" "task" {
     nginx_cache          = var.nginx.cache ? 1 : 0
     write_rate_limit     = var.nginx.write_rate_limit
     trusted_proxies_cidr = var.vpc_cidr_block
+    metrics_port         = var.metrics_port
+    log_group_prefix     = local.log_group_prefix
+    metrics_namespace    = local.metrics_namespace
+    autoscaling_group    = var.name
+    deploy_gate_hook     = local.deploy_gate_hook
+    deploy_gate_request  = var.deploy_gate_request[var.service]
   }))
 
   tag_specifications {
@@ -228,30 +281,49 @@ resource "aws_launch_template" "task" {
 }
 
 resource "aws_autoscaling_group" "this" {
-  name                      = var.name
-  vpc_zone_identifier       = var.private_subnet_ids
-  min_size                  = var.min_size
-  max_size                  = var.max_size
-  target_group_arns         = [var.target_group_arn]
-  health_check_type         = "ELB" # an instance whose /readyz fails is replaced
-  health_check_grace_period = 600   # boot: packages, the release, its Python dependencies
-  default_instance_warmup   = 300
+  name                = var.name
+  vpc_zone_identifier = var.private_subnet_ids
+  min_size            = var.min_size
+  max_size            = var.max_size
+  target_group_arns   = [var.target_group_arn]
+  # ELB: an instance whose nginx or gunicorn stops answering the balancer's /healthz is replaced.
+  # /healthz does not touch the database, so a database failover or upgrade recycles nothing.
+  health_check_type         = "ELB"
+  health_check_grace_period = 300
+  default_instance_warmup   = 120
   wait_for_capacity_timeout = "20m"
+
+  # The deploy gate: a new instance joins the balancer only after its boot script has seen
+  # /readyz and a real read through its own nginx answer (and completes this hook); otherwise the
+  # hook times out and the instance is abandoned (terminated), and a refresh stops there.
+  initial_lifecycle_hook {
+    name                 = local.deploy_gate_hook
+    lifecycle_transition = "autoscaling:EC2_INSTANCE_LAUNCHING"
+    default_result       = "ABANDON"
+    heartbeat_timeout    = 900
+  }
 
   launch_template {
     id      = aws_launch_template.task["serve"].id
     version = aws_launch_template.task["serve"].latest_version
   }
 
-  # A new release (or any launch template change) rolls through the fleet: new instances start
-  # and pass /readyz before old ones drain, so capacity never drops below 100%.
+  # A new release (or any launch template change) rolls through the fleet in steps: new
+  # instances start and pass the deploy gate before old ones drain (capacity never drops below
+  # 100%); after each checkpoint the refresh waits, and if the balancer's 5xx-rate or p99 alarm
+  # fires it stops and rolls back to the previous launch template version.
   instance_refresh {
     strategy = "Rolling"
     preferences {
       min_healthy_percentage = 100
       max_healthy_percentage = 200
-      instance_warmup        = 300
+      instance_warmup        = 120
+      checkpoint_percentages = var.rollout.checkpoint_percentages
+      checkpoint_delay       = var.rollout.checkpoint_delay_seconds
       auto_rollback          = true
+      alarm_specification {
+        alarms = var.rollback_alarm_names
+      }
     }
   }
 

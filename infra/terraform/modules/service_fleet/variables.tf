@@ -62,12 +62,6 @@ variable "cpu_target_percent" {
   default     = 60
 }
 
-variable "ami_id" {
-  description = "AMI to boot, for every task (null: the latest official Debian 12 image of each task's instance architecture)."
-  type        = string
-  default     = null
-}
-
 variable "root_volume_gb" {
   description = "Root volume of a service instance."
   type        = number
@@ -93,10 +87,11 @@ variable "instance_port" {
 }
 
 variable "release" {
-  description = "The released version of the repository to run: s3://<bucket>/atelier/atelier-<version>.tar.gz."
+  description = "The release to run: its version (s3://<bucket>/atelier/atelier-<version>.tar.gz, built by `make release`) and the AMI it boots (chosen per release, the same architecture as every task's instance type; a baked image boots without the internet, README: Release)."
   type = object({
     version = string
     bucket  = string
+    ami_id  = string
   })
 }
 
@@ -146,5 +141,68 @@ variable "nginx" {
     packages         = "nginx libnginx-mod-http-lua"
     cache            = true
     write_rate_limit = 10
+  }
+}
+
+variable "metrics_port" {
+  description = "Port of the instance nginx's /metrics listener (never routed by the balancer)."
+  type        = number
+  default     = 9100
+
+  validation {
+    condition     = var.metrics_port != var.instance_port
+    error_message = "metrics_port must differ from instance_port, the port the balancer forwards to."
+  }
+}
+
+variable "monitoring" {
+  description = "Who may scrape /metrics on metrics_port: a security group (e.g. Prometheus's) and/or address ranges. None by default."
+  type = object({
+    security_group_id = optional(string)
+    cidrs             = optional(list(string), [])
+  })
+  default = {}
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key that encrypts the instances' log groups."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "How long the instances' logs (nginx, app, journal, boot) are kept in CloudWatch."
+  type        = number
+  default     = 90
+}
+
+variable "rollback_alarm_names" {
+  description = "Alarms that stop an instance refresh and roll it back (the balancer's 5xx rate and p99)."
+  type        = list(string)
+}
+
+variable "rollout" {
+  description = "Instance refresh: percentages of the fleet after which it pauses, and for how long (the rollback alarms watch each pause)."
+  type = object({
+    checkpoint_percentages   = list(number)
+    checkpoint_delay_seconds = number
+  })
+  default = {
+    checkpoint_percentages   = [10, 50, 100]
+    checkpoint_delay_seconds = 300
+  }
+
+  validation {
+    condition     = length(var.rollout.checkpoint_percentages) > 0 && var.rollout.checkpoint_percentages[length(var.rollout.checkpoint_percentages) - 1] == 100
+    error_message = "The last checkpoint must be 100."
+  }
+}
+
+variable "deploy_gate_request" {
+  description = "Per service, one contract request the deploy gate sends through the instance's nginx (a real read of the database) besides /readyz."
+  type        = map(string)
+  default = {
+    products = "/products?page=1&count=1"
+    qa       = "/qa/questions?product_id=1&count=1"
+    reviews  = "/reviews/meta?product_id=1"
   }
 }
