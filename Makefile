@@ -10,7 +10,7 @@ SEED ?= 1
 DATA ?= .data/csv/sample
 DIRTY ?=
 SERVICE ?=
-INSTANCES ?= 2
+INSTANCES ?=
 CACHE ?= 1
 WRITE_RATE_LIMIT ?= 10
 TESTS ?=
@@ -42,8 +42,8 @@ $(INFRA_STAMP): infra/terraform/requirements-tools.txt
 
 infra-tools: $(INFRA_STAMP) ## the Terraform checks' tools (checkov, shellcheck) in .venv-infra
 
-up: $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
-	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
+up: $(STAMP) ## PostgreSQL, sample data, INSTANCES instances per service (default: from the cores) behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
+	@$(PY) tools/stack.py up --scale $(SCALE) $(if $(INSTANCES),--instances $(INSTANCES)) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
@@ -94,9 +94,18 @@ bench-metrics: $(STAMP) ## what /metrics costs: one worker with and without, wrk
 prometheus: $(STAMP) ## start Prometheus (PROMETHEUS_PORT=9090) scraping every instance `make up` started
 	$(PY) tools/prometheus.py
 
-bench-fleet: $(STAMP) ## the page-load mix through the balancers, INSTANCES 1, 2, 4 (docs/bench/README.md)
+# bench-fleet: STEADY seconds of Zipf traffic before the measured runs, REPEATS runs per figure,
+# BALANCERS (1 and 2 unless given), INSTANCES (the machine's default unless given), LOAD (what
+# else ran on the machine, printed with the figures).
+STEADY ?= 180
+REPEATS ?= 3
+LOAD ?=
+comma := ,
+FLEET_BALANCERS = $(if $(filter command line environment,$(origin BALANCERS)),$(BALANCERS),1$(comma)2)
+
+bench-fleet: $(STAMP) ## the page-load mix through the balancers, steady state, BALANCERS 1 and 2 [STEADY=180 REPEATS=3] (docs/bench/README.md)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	flock /tmp/atelier-bench.lock $(PY) -m atelier_bench.fleet
+	flock /tmp/atelier-bench.lock $(PY) -m atelier_bench.fleet --steady $(STEADY) --repeats $(REPEATS) --balancers $(FLEET_BALANCERS) $(if $(INSTANCES),--instances $(INSTANCES)) $(if $(LOAD),--load "$(LOAD)")
 
 bench-tail: $(STAMP) ## each read endpoint's tail through the running balancers (make up CACHE=0 first)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

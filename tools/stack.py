@@ -274,8 +274,9 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     up_parser = sub.add_parser("up")
     up_parser.add_argument("--scale", default="0.01", help="sample data scale when none exists")
-    up_parser.add_argument("--instances", type=int, default=2, choices=range(1, 11), metavar="1..10",
-                           help="gunicorn instances per service")
+    up_parser.add_argument("--instances", type=int, default=None, choices=range(1, 11), metavar="1..10",
+                           help="gunicorn instances per service (default: from the machine's cores, "
+                                "atelier_common.fleet.default_instances)")
     up_parser.add_argument("--cache", type=int, choices=(0, 1), default=1, help="the balancers' cache")
     up_parser.add_argument("--write-rate-limit", type=int, default=10,
                            help="POST/PUT per second per client at each balancer (burst twice that); 0: off")
@@ -285,6 +286,8 @@ def main():
     status_parser.add_argument("--json", action="store_true")
     sub.add_parser("clean")
     args = parser.parse_args()
+    if getattr(args, "instances", 0) is None:
+        args.instances = fleet.default_instances()
     try:
         {"up": up, "down": down, "flush": flush, "status": status, "clean": clean}[args.command](args)
     except (LocalPostgresError, StackError, fleet.FleetError, TimeoutError, subprocess.CalledProcessError,
