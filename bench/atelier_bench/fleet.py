@@ -268,6 +268,18 @@ def machine_seconds():
     return sum(t) - t.idle - getattr(t, "iowait", 0.0) - guest, interrupts
 
 
+def database_blocks() -> dict:
+    """PostgreSQL's shared-buffer hits and reads (from the page cache or the disk) over all
+    databases so far."""
+    try:
+        with psycopg2.connect(database_url("products")) as conn, conn.cursor() as cur:
+            cur.execute("SELECT sum(blks_hit), sum(blks_read) FROM pg_stat_database")
+            hit, read = cur.fetchone()
+            return {"hit": int(hit or 0), "read": int(read or 0)}
+    except psycopg2.Error:
+        return {"hit": 0, "read": 0}
+
+
 def backends_by_database() -> dict:
     """{backend pid: database name} of the PostgreSQL server (pg_stat_activity shows every
     session's pid and database to any role)."""
@@ -285,6 +297,7 @@ class CpuMeter:
         self.before = {tier: cpu_by_process(pids) for tier, pids in roots.items()}
         self.busy, self.interrupts = machine_seconds()
         self.databases = backends_by_database()
+        self.blocks = database_blocks()
 
     def stop(self, loadgen_seconds: float) -> dict:
         used, deltas = {}, {}
@@ -307,6 +320,8 @@ class CpuMeter:
             name = databases.get(pid, "server")
             by_database[name] = by_database.get(name, 0.0) + seconds
         result["postgres_by_database"] = {name: round(v, 2) for name, v in sorted(by_database.items())}
+        blocks = database_blocks()
+        result["postgres_blocks"] = {k: blocks[k] - self.blocks[k] for k in blocks}
         return result
 
 
@@ -659,11 +674,14 @@ def print_tables(report: dict, args):
     m = report["machine"]
     print(f"\nbench-fleet {report['measured_at']}: wrk -t3 -c{args.connections} {args.seconds} s per run, "
           f"{args.repeats} repeats (median (min–max)), steady state after {args.steady} s of Zipf traffic; "
-          f"{m['cores']} cores ({m['cpu']}), generator on the same machine; default INSTANCES here "
+          f"{m['cores']} cores ({m['cpu']}, {m['threads_per_core']} thread(s) per core, core speed "
+          f"{m['core_speed_mloops_per_cpu_s']} M loop steps per CPU-second), generator on the same machine; "
+          f"default INSTANCES here "
           f"{m['default_instances']}; NGINX_WORKERS={m['nginx_workers']}; machine: {report['load']}\n")
     print("| balancers | instances | mix | cache | req/s | p50 ms | p95 ms | p99 ms | errors | hit ratio "
-          "| µs/req nginx | instances | postgres | wrk | softirq | other | steal |")
-    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| µs/req nginx | instances | postgres | wrk | softirq | other | steal | iowait "
+          "| context switches/req nginx, instances, postgres | PostgreSQL blocks read/req |")
+    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for (b, n, mix, cache), rs in groups(runs).items():
         hit = spread([r["hit_ratio"] * 100 for r in rs if r["hit_ratio"] is not None], "{:.0f}%")
         print(f"| {b or '-'} | {n or '-'} | {mix} | {cache} | {spread([r['rps'] for r in rs])} "
@@ -671,7 +689,11 @@ def print_tables(report: dict, args):
               f"| {spread([r['p99_ms'] for r in rs], '{:.1f}')} | {sum(r['errors'] for r in rs)} | {hit} | "
               + " | ".join(spread(per_request_us(rs, t)) for t in ("nginx", "instances", "postgres", "loadgen",
                                                                     "softirq", "other"))
-              + f" | {spread([r['machine']['steal_share'] * 100 for r in rs], '{:.1f}%')} |")
+              + f" | {spread([r['machine']['steal_share'] * 100 for r in rs], '{:.1f}%')} "
+              f"| {spread([r['machine'].get('iowait_share', 0) * 100 for r in rs], '{:.1f}%')} | "
+              + ", ".join(spread([r["context_switches_per_request"].get(t, 0) for r in rs], "{:.2f}")
+                          for t in ("nginx", "instances", "postgres"))
+              + f" | {spread([r['cpu_seconds'].get('postgres_blocks', {}).get('read', 0) / r['requests'] for r in rs], '{:.2f}')} |")
     steady = [r for r in runs if r["cache"] == "steady"]
     if steady:
         print("\nPostgreSQL CPU per request of each service (µs; its database's backends / the service's "
@@ -747,6 +769,7 @@ def machine_facts(args) -> dict:
         lscpu = ""
     fact = lambda key: (re.search(rf"^{key}:\s+(.*)$", lscpu, re.M) or [None, None])[1]  # noqa: E731
     return {"cores": os.cpu_count(), "cpu": fact("Model name") or platform.processor() or platform.machine(),
+            "core_speed_mloops_per_cpu_s": machine.core_speed(),
             "threads_per_core": fact(r"Thread\(s\) per core"), "l2": fact("L2 cache"), "l3": fact("L3 cache"),
             "hypervisor": fact("Hypervisor vendor"),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),

@@ -82,11 +82,25 @@ class Counters:
                 "steal_share": round(delta[7] / total, 4),
                 "steal_seconds": round(delta[7] / hz, 2),
                 "softirq_seconds": round(delta[6] / hz, 2),
-                "idle_share": round((delta[3] + delta[4]) / total, 4),
+                "idle_share": round(delta[3] / total, 4),
+                "iowait_share": round(delta[4] / total, 4),
                 "context_switches": after["switches"] - before["switches"],
                 "tcp": {k: after["tcp"][k] - before["tcp"][k] for k in TCP_COUNTERS},
                 "softnet_dropped": after["softnet"][0] - before["softnet"][0],
                 "softnet_squeezed": after["softnet"][1] - before["softnet"][1]}
+
+
+def core_speed(seconds: float = 0.3) -> float:
+    """A fixed piece of pure-Python work, timed in CPU time (not wall time, so other processes
+    sharing the core do not count, their effect on its caches does): millions of loop steps per
+    CPU-second. Two machines "of the same kind" whose figures differ show it here."""
+    steps, started = 0, time.process_time()
+    while time.process_time() - started < seconds:
+        total = 0
+        for i in range(100_000):
+            total += i * i
+        steps += 100_000
+    return round(steps / (time.process_time() - started) / 1e6, 1)
 
 
 class Queues(threading.Thread):
