@@ -11,6 +11,7 @@ DATA ?= .data/csv/sample
 DIRTY ?=
 SERVICE ?=
 INSTANCES ?=
+BALANCERS ?= 1
 CACHE ?= 1
 WRITE_RATE_LIMIT ?= 10
 TESTS ?=
@@ -42,8 +43,8 @@ $(INFRA_STAMP): infra/terraform/requirements-tools.txt
 
 infra-tools: $(INFRA_STAMP) ## the Terraform checks' tools (checkov, shellcheck) in .venv-infra
 
-up: $(STAMP) ## PostgreSQL, sample data, INSTANCES instances per service (default: from the cores) behind nginx [CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
-	@$(PY) tools/stack.py up --scale $(SCALE) $(if $(INSTANCES),--instances $(INSTANCES)) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
+up: $(STAMP) ## PostgreSQL, sample data, INSTANCES instances per service (default: from the cores) behind nginx [BALANCERS=1 CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
+	@$(PY) tools/stack.py up --scale $(SCALE) $(if $(INSTANCES),--instances $(INSTANCES)) --balancers $(BALANCERS) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
@@ -61,9 +62,8 @@ soak: $(STAMP) ## 10 min of page loads + writes through the running stack: RSS, 
 data: $(STAMP) ## generate the 13 CSV files: SCALE=0.01 DIRTY=1 SEED=1 DATA=dir
 	$(PY) -m atelier_etl.generate --scale $(SCALE) --seed $(SEED) --out $(DATA) $(if $(DIRTY),--dirty)
 
-load: $(STAMP) ## load CSV files into the databases, then flush the balancers' caches: DATA=dir [SERVICE=products|qa|reviews]
+load: $(STAMP) ## load CSV files into the databases (every balancer's cache follows): DATA=dir [SERVICE=products|qa|reviews]
 	$(PY) -m atelier_etl.load --data $(DATA) $(if $(SERVICE),--service $(SERVICE))
-	$(PY) tools/stack.py flush
 
 bench-load: $(STAMP) ## time `make load` per file and step against the 3-minute target: DATA=dir [REJECTS=dir]
 	$(PY) -m atelier_etl.load --data $(DATA) --bench $(if $(REJECTS),--rejects $(REJECTS))

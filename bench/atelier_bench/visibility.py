@@ -6,7 +6,8 @@ balancer A and polls the view the write changed through balancer B until the new
 the delay from A's acknowledgement to the sending of the first read at B that shows it (reads
 follow each other every 2 ms). It also counts the trials still stale `pause` (10 ms) after the
 acknowledgement: what a browser's re-fetch through the other balancer would have met. Writes: `PUT /qa/questions/:id/helpful` and `PUT /reviews/:id/helpful` on
-popular products, in turn, each checked in the list that shows the count.
+popular products (each one's most helpful question or review, checked in the list sorted by
+that count), in turn.
 """
 import json
 import threading
@@ -29,18 +30,25 @@ def _put(url: str):
 
 
 class Target:
-    """One countable thing: where to write it, where its count shows and how to read it."""
+    """One countable thing: where to write it, where its count shows and how to read it. The
+    view is sorted by that count, so the item stays in it while others are posted."""
+
+    VIEWS = {"qa": ("/qa/questions?product_id={}&count=100", "/qa/questions/{}/helpful",
+                    "question_id", "question_helpfulness"),
+             "reviews": ("/reviews?product_id={}&count=100&sort=helpful", "/reviews/{}/helpful",
+                         "review_id", "helpfulness")}
 
     def __init__(self, kind: str, product: int, item: int):
+        view, write, self.id_key, self.count_key = self.VIEWS[kind]
         self.kind, self.product, self.item = kind, product, item
-        if kind == "qa":
-            self.write = f"/qa/questions/{item}/helpful"
-            self.view = f"/qa/questions?product_id={product}&count=100"
-            self.id_key, self.count_key = "question_id", "question_helpfulness"
-        else:
-            self.write = f"/reviews/{item}/helpful"
-            self.view = f"/reviews?product_id={product}&count=100&sort=newest"
-            self.id_key, self.count_key = "review_id", "helpfulness"
+        self.view, self.write = view.format(product), write.format(item)
+
+    @classmethod
+    def most_helpful(cls, kind: str, product: int, base: str):
+        """The target for the product's most helpful question or review (None without one)."""
+        view, _, id_key, _ = cls.VIEWS[kind]
+        rows = _get(base + view.format(product)).get("results", [])
+        return cls(kind, product, rows[0][id_key]) if rows else None
 
     def count(self, base: str):
         for row in _get(base + self.view).get("results", []):

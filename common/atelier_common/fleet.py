@@ -1,9 +1,11 @@
-"""A service's fleet on one machine: gunicorn instances on private ports behind one nginx
-balancer (rendered by infra/nginx/render.py). Used by `make up` (tools/stack.py) and by the
-fleet tests, which start their own fleets on free ports.
+"""A service's fleet on one machine: gunicorn instances on private ports behind nginx balancers
+(rendered by infra/nginx/render.py), each with its cache listener, and a front when there are
+several balancers. Used by `make up` (tools/stack.py) and by the fleet tests, which start their
+own fleets on free ports.
 
 Every process is started as a daemon that writes its pid file; stopping is by pid file only.
 """
+import json
 import os
 import re
 import shutil
@@ -45,6 +47,7 @@ def default_nginx_workers(cores: int = None) -> int:
     """nginx worker processes per balancer (NGINX_WORKERS unset): at least 1; 1 up to 16 cores."""
     cores = cores or os.cpu_count() or 1
     return max(1, round(cores * NGINX_SHARE / SERVICES))
+LISTENER_NICE = -10
 
 
 def nginx_binary():
@@ -118,16 +121,17 @@ def start_instance(service: str, port: int, database_url: str, pidfile: Path, lo
 
 
 def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile: Path,
-                    cache: int = 1, write_rate_limit: int = 10, extra=()):
-    """Write the balancer's nginx.conf under prefix (created): (its path, whether it changed)."""
+                    cache: int = 1, write_rate_limit: int = 10, extra=(), front: bool = False):
+    """Write the balancer's (or with front=True the front's) nginx.conf under prefix (created):
+    (its path, whether it changed)."""
     prefix = Path(prefix).resolve()
     prefix.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         _reachable_by_workers(prefix)
     args = [sys.executable, str(RENDER), "--service", service, "--listen", listen,
-            "--cache", str(cache), "--write-rate-limit", str(write_rate_limit),
             "--prefix", str(prefix), "--pid", str(pidfile),
             "--workers", os.environ.get("NGINX_WORKERS") or str(default_nginx_workers()), *extra]
+    args += ["--front"] if front else ["--cache", str(cache), "--write-rate-limit", str(write_rate_limit)]
     for upstream in upstreams:
         args += ["--upstream", upstream]
     config = subprocess.run(args, check=True, capture_output=True, text=True).stdout
@@ -191,6 +195,8 @@ def start_balancer(binary: str, conf: Path, pidfile: Path, drain_seconds: float 
     with nothing on its way to it."""
     nginx_check(binary, conf)
     pid = pid_alive(pidfile)
+    if not pid:  # a control socket left by an nginx that was killed would block its successor
+        control_socket(conf.parent).unlink(missing_ok=True)
     if pid:
         old_workers = _children(pid)
         os.kill(pid, signal.SIGHUP)  # re-reads the configuration; cache and versions are kept
@@ -265,22 +271,57 @@ def _running(pid: int) -> bool:
         return False
 
 
-def flush_balancer(prefix: Path) -> bool:
-    """POST /flush on the balancer's control socket: every cached view becomes unreachable."""
-    path = Path(prefix) / "control.sock"
-    if not path.exists():
-        return False
+def control_socket(prefix: Path) -> Path:
+    """The balancer's control socket (infra/nginx/conf/control.conf)."""
+    return Path(prefix) / "control" / "control.sock"
+
+
+def control_request(prefix: Path, method: str, path: str, body: bytes = b""):
+    """One request on the balancer's control socket: (status, body), or None when no balancer
+    listens there."""
+    socket_path = control_socket(prefix)
+    if not socket_path.exists():
+        return None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
+        sock.settimeout(10)
         try:
-            sock.connect(str(path))
+            sock.connect(str(socket_path))
         except OSError:
-            return False  # a socket left by a balancer that is gone
-        sock.sendall(b"POST /flush HTTP/1.0\r\nHost: control\r\nContent-Length: 0\r\n\r\n")
+            return None  # a socket left by a balancer that is gone
+        sock.sendall(f"{method} {path} HTTP/1.0\r\nHost: control\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                     + body)
         answer = b""
-        while chunk := sock.recv(4096):
+        while chunk := sock.recv(65536):
             answer += chunk
-    return answer.startswith(b"HTTP/1.1 200")
+    head, _, content = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), content
+
+
+def flush_balancer(prefix: Path) -> bool:
+    """POST /flush on the balancer's control socket: every cached view becomes unreachable
+    (a load does this itself, through the listeners: this is for an operator)."""
+    answer = control_request(prefix, "POST", "/flush")
+    return answer is not None and answer[0] == 200
+
+
+def balancer_state(prefix: Path, keys=()) -> dict:
+    """GET /state: epoch, versions of `keys`, how long the listener still vouches for."""
+    answer = control_request(prefix, "GET", "/state?keys=" + ",".join(keys))
+    return json.loads(answer[1]) if answer and answer[0] == 200 else None
+
+
+def start_listener(service: str, prefix: Path, database_url: str, pidfile: Path, logfile: Path):
+    """The balancer's cache listener (atelier_common.cache_listener), daemonized, pid in pidfile;
+    returns once the balancer reports it vouched for (so mutable views are cached)."""
+    environment = dict(os.environ, **{f"{service.upper()}_DATABASE_URL": database_url})
+    # Ahead of the busy processes in the run queue (root only; on AWS the unit's Nice= does it):
+    # a notification then reaches the balancer within a millisecond or two even at saturation.
+    nice = ["nice", "-n", str(LISTENER_NICE)] if os.geteuid() == 0 else []
+    subprocess.run([*nice, str(VENV_BIN / "python"), "-m", "atelier_common.cache_listener", "--service", service,
+                    "--control", f"unix:{control_socket(prefix)}", "--daemon", "--pidfile", str(pidfile),
+                    "--log", str(logfile)], check=True, env=environment, cwd=ROOT)
+    wait_for(lambda: (balancer_state(prefix) or {}).get("vouched_for", 0) > 0, 15,
+             f"the cache listener of {prefix} (log {logfile})")
 
 
 def instance_addresses(service: str, run: Path = DATA / "run") -> list:

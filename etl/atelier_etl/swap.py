@@ -7,7 +7,9 @@ A service's loader runs in one transaction:
     … schema.sql, COPY, indexes.sql, ANALYZE: all into atelier_load …
     swap_in(cur, target)    grant the runtime role; rename `target` (public) to atelier_old and
                             atelier_load to `target`
-    COMMIT                  the new tables appear at once, under the names the services use
+                            and publish `flush` to the balancers' cache listeners
+    COMMIT                  the new tables appear at once, under the names the services use,
+                            and every balancer forgets what it cached
     drop_old(conn)          drop atelier_old in a transaction of its own (see below)
 
 Why renaming schemas works under running services: their statements name tables without a
@@ -22,6 +24,8 @@ A dead loader's transaction: `client_connection_check_interval` makes its backen
 lost client within seconds, even in the middle of an index build, and roll back; the next load
 waits for that on the advisory lock.
 """
+from atelier_common.cache_listener import FLUSH_SQL
+
 LOAD_SCHEMA = "atelier_load"
 OLD_SCHEMA = "atelier_old"
 _LOCK_KEY = "atelier_etl load"
@@ -58,6 +62,8 @@ def swap_in(cursor, target: str, runtime_role: str = None):
         cursor.execute(f"ALTER SCHEMA {_quote_ident(cursor, target)} RENAME TO {OLD_SCHEMA}")
     cursor.execute(f"ALTER SCHEMA {LOAD_SCHEMA} RENAME TO {_quote_ident(cursor, target)}")
     cursor.execute(f"SET LOCAL search_path = {_quote_ident(cursor, target)}")
+    # Delivered on COMMIT to every balancer's cache listener: each forgets what it cached.
+    cursor.execute(FLUSH_SQL)
 
 
 def drop_old(conn):

@@ -5,27 +5,39 @@ the AWS fleet runs it with the system python3 at boot, `make up` with the projec
     python3 infra/nginx/render.py --service qa --listen 127.0.0.1:3002 \
         --upstream 127.0.0.1:3111 --upstream 127.0.0.1:3112 [--cache 0|1] \
         [--write-rate-limit 10] [--prefix DIR] [--pid FILE] [--out FILE]
+    python3 infra/nginx/render.py --front --service qa --listen 127.0.0.1:3002 \
+        --upstream 127.0.0.1:3061 --upstream 127.0.0.1:3062 [--prefix DIR] [--pid FILE]
 
-The template is nginx.conf.template; `{{include conf/x.conf}}` inlines one concern's file and
+The template is nginx.conf.template (front.conf.template with --front); `{{include conf/x.conf}}` inlines one concern's file and
 `{{name}}` a value computed here, so the output is one complete file. nginx then runs with
 `nginx -p PREFIX -c FILE` (see infra/nginx/README.md).
 """
 import argparse
+import importlib.util
+import os
 import re
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "nginx.conf.template"
+# --front: the stand-in for the AWS load balancer in front of several balancers (local only).
+FRONT_TEMPLATE = HERE / "front.conf.template"
+SETTINGS = HERE.parent.parent / "common" / "atelier_common" / "config.py"
+# The cache listener pings every quarter second (atelier_common.cache_listener); a balancer
+# whose listener has been silent this long stops caching mutable views.
+LEASE_SECONDS = 2
 PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)(?P<text>.*?)\{\{(?P<name>[^{}]+)\}\}", re.M)
 
-# How long each service's GET answers are kept. The catalogue changes only with `make load`
-# (which flushes it), so it is kept long; the others change with every write and are kept
-# under a key whose generation is used for less than --stale-bound seconds (lua/atelier_cache.lua):
-# nginx's own validity only has to outlast that (+1 s: nginx counts whole seconds).
-CATALOGUE = {"cache_valid": "200 404 60m", "cache_inactive": "60m", "keys_zone": "64m", "cache_max_size": "2g"}
-MUTABLE = {"cache_valid": "200 {{entry_valid}}s", "cache_inactive": "10s", "keys_zone": "16m",
-           "cache_max_size": "256m"}
+# How long each service's GET answers are kept, and how much room they get. The catalogue
+# changes only with `make load` (whose notification flushes it): kept an hour, served stale
+# while one request refreshes it or when every instance fails. The other views change with
+# every write and are versioned (lua/atelier_cache.lua): kept --view-lifetime seconds, never
+# served once expired (an expired entry must never outlive its version: README, "Caching").
+CATALOGUE = {"cache_valid": "200 404 60m", "cache_inactive": "60m", "keys_zone": "64m", "cache_max_size": "2g",
+             "cache_use_stale": "proxy_cache_use_stale error timeout updating;"}
+MUTABLE = {"cache_valid": "200 {{view_lifetime}}s", "cache_inactive": "{{view_lifetime}}s", "keys_zone": "32m",
+           "cache_max_size": "1g", "cache_use_stale": "proxy_cache_use_stale off;"}
 CACHE_POLICY = {"products": CATALOGUE, "qa": MUTABLE, "reviews": MUTABLE}
 
 
@@ -47,6 +59,33 @@ def render_text(text: str, values: dict) -> str:
     while previous != text:  # an inlined file may itself hold placeholders
         previous, text = text, PLACEHOLDER.sub(replace, text)
     return text
+
+
+def seconds(duration: str) -> float:
+    """An nginx duration ("10s", "500ms", "1m", "10") in seconds."""
+    match = re.fullmatch(r"([0-9.]+)(ms|s|m)?", duration)
+    if not match:
+        raise ValueError(f"not a duration: {duration!r}")
+    return float(match[1]) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[match[2]]
+
+
+def size_bytes(size: str) -> int:
+    """A size ("32m", "512k", "1000") in bytes."""
+    match = re.fullmatch(r"([0-9]+)([kKmM])?", size)
+    if not match:
+        raise ValueError(f"not a size: {size!r}")
+    return int(match[1]) * {"k": 1024, "m": 1024 * 1024, None: 1}[(match[2] or "").lower() or None]
+
+
+def max_page_count() -> int:
+    """The services' clamp of `count`: MAX_PAGE_COUNT, else their default (read from their
+    settings module, so that the balancer's cache key clamps exactly as they do)."""
+    if os.environ.get("MAX_PAGE_COUNT"):
+        return int(os.environ["MAX_PAGE_COUNT"])
+    spec = importlib.util.spec_from_file_location("atelier_settings", SETTINGS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Settings.max_page_count
 
 
 def optional(enabled: bool, snippet: str, values: dict, reason: str) -> str:
@@ -72,8 +111,14 @@ def values_for(args) -> dict:
         "workers": args.workers,
         "max_body": args.max_body,
         "upstream_timeout": args.upstream_timeout,
-        "stale_bound": args.stale_bound,
-        "entry_valid": args.stale_bound + 1,
+        "view_lifetime": args.view_lifetime,
+        # A version outlives every entry cached under the version before it: the entry's
+        # lifetime, plus the longest a request can take to fill it (3 tries of the upstream
+        # timeout), plus nginx's whole-second rounding (README, "Caching").
+        "version_ttl": int(args.view_lifetime + 3 * seconds(args.upstream_timeout) + 2),
+        "lease": LEASE_SECONDS,
+        "max_count": args.max_page_count,
+        "fill_budget": size_bytes(args.fill_budget),
         "cors_origin": args.cors_origin,
         "write_rate": args.write_rate_limit,
         "write_burst": 2 * args.write_rate_limit,
@@ -100,6 +145,9 @@ def parse_args(argv=None):
     parser.add_argument("--listen", required=True, help="port or address:port of the balancer")
     parser.add_argument("--upstream", action="append", required=True,
                         help="address:port of one instance (repeat for each)")
+    parser.add_argument("--front", action="store_true",
+                        help="render the front (round robin over balancers given as --upstream; no cache, "
+                             "no retries: the local stand-in for the AWS load balancer)")
     parser.add_argument("--cache", type=int, choices=(0, 1), default=1)
     parser.add_argument("--write-rate-limit", type=int, default=10,
                         help="POST/PUT per second per client (burst twice that); 0 turns it off")
@@ -108,8 +156,12 @@ def parse_args(argv=None):
     parser.add_argument("--access-log", help="access log file, or `off` (default PREFIX/access.log)")
     parser.add_argument("--workers", default="auto", help="nginx worker processes")
     parser.add_argument("--max-body", default="64k", help="largest request body (413 above)")
-    parser.add_argument("--stale-bound", type=int, default=1,
-                        help="seconds within which a write made through ANOTHER balancer shows here")
+    parser.add_argument("--view-lifetime", type=int, default=600,
+                        help="seconds a mutable view (questions, answers, reviews, meta) stays cached")
+    parser.add_argument("--fill-budget", default="32m",
+                        help="bytes one client may make the cache store per minute (k, m suffixes); 0: no budget")
+    parser.add_argument("--max-page-count", type=int, default=max_page_count(),
+                        help="the services' clamp of `count` (MAX_PAGE_COUNT; must equal theirs)")
     parser.add_argument("--upstream-timeout", default="10s",
                         help="how long an instance may take to answer (then 504, or the next one for a GET)")
     parser.add_argument("--cors-origin", default="*", help="Access-Control-Allow-Origin of nginx's errors")
@@ -125,7 +177,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    config = render_text(TEMPLATE.read_text(), values_for(args))
+    config = render_text((FRONT_TEMPLATE if args.front else TEMPLATE).read_text(), values_for(args))
+    if not args.front:
+        # The control socket's folder: only the user who starts nginx may enter it (conf/control.conf).
+        control = Path(args.prefix).resolve() / "control"
+        control.mkdir(parents=True, exist_ok=True)
+        control.chmod(0o700)
     if args.out:
         Path(args.out).write_text(config)
     else:

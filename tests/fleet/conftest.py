@@ -2,7 +2,9 @@
 infra/nginx/render.py, on free ports, against the test PostgreSQL (independent of `make up`).
 
 `start_fleet(service, instances=2)` returns a Fleet of instances on a fresh database;
-`fleet.add_balancer(cache=1, write_rate_limit=0, **render_options)` puts an nginx in front.
+`fleet.add_balancer(cache=1, write_rate_limit=0, **render_options)` puts an nginx in front, with
+its cache listener (listener=False: none, so it caches no mutable view);
+`fleet.add_front(balancers)` a round-robin front over balancers, as the AWS load balancer.
 Every process started by a test (or module) is stopped afterwards, by pid file."""
 import os
 import re
@@ -23,23 +25,48 @@ from atelier_common.localpg import DATA, wait_for
 
 
 class Balancer:
-    """One nginx rendered by infra/nginx/render.py in front of the fleet's instances."""
+    """One nginx rendered by infra/nginx/render.py in front of the fleet's instances (or, for a
+    front, in front of balancers), with its cache listener."""
 
-    def __init__(self, fleet, name: str, cache: int, write_rate_limit: int, **render_options):
+    def __init__(self, fleet, name: str, cache: int, write_rate_limit: int, upstreams=None, front=False,
+                 listener=True, **render_options):
+        self.fleet = fleet
         self.port = fleet_tools.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.prefix = fleet.folder / name
         self.pidfile = fleet.folder / f"{name}.pid"
+        self.listener_pidfile = fleet.folder / f"{name}-listener.pid"
+        self.listener_log = fleet.folder / f"{name}-listener.log"
         self.access_log = fleet.folder / f"{name}-access.log"
         extra = ["--access-log", str(self.access_log)]
         for option, value in render_options.items():
             extra += [f"--{option.replace('_', '-')}", str(value)]
+        upstreams = upstreams or [f"127.0.0.1:{p}" for p in fleet.ports]
         conf, _ = fleet_tools.render_balancer(
-            fleet.service, f"127.0.0.1:{self.port}", [f"127.0.0.1:{p}" for p in fleet.ports], self.prefix,
-            self.pidfile, cache=cache, write_rate_limit=write_rate_limit, extra=extra)
+            fleet.service, f"127.0.0.1:{self.port}", upstreams, self.prefix,
+            self.pidfile, cache=cache, write_rate_limit=write_rate_limit, extra=extra, front=front)
         fleet_tools.start_balancer(fleet_tools.nginx_binary(), conf, self.pidfile)
         wait_for(lambda: fleet_tools.ready(self.base + "/healthz"), 10, f"{fleet.service} balancer {name}")
+        if listener and not front:
+            self.start_listener()
         self.session = requests.Session()
+
+    def start_listener(self):
+        fleet_tools.start_listener(self.fleet.service, self.prefix, self.fleet.database_url,
+                                   self.listener_pidfile, self.listener_log)
+
+    def kill_listener(self):
+        """SIGKILL the listener (it cannot say goodbye) and wait until it is gone."""
+        pid = fleet_tools.pid_alive(self.listener_pidfile)
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not _alive(pid), 10, "killed listener gone")
+        self.listener_pidfile.unlink(missing_ok=True)
+
+    def state(self, *keys) -> dict:
+        return fleet_tools.balancer_state(self.prefix, keys)
+
+    def control(self, method: str, path: str, body: bytes = b""):
+        return fleet_tools.control_request(self.prefix, method, path, body)
 
     def get(self, path: str, **kwargs):
         return self.session.get(self.base + path, timeout=15, **kwargs)
@@ -87,10 +114,14 @@ class Fleet:
         for port in self.ports:
             wait_for(lambda: fleet_tools.ready(f"http://127.0.0.1:{port}/readyz"), 30, f"{self.service} instance :{port}")
 
-    def add_balancer(self, cache: int = 1, write_rate_limit: int = 0, **render_options) -> Balancer:
-        balancer = Balancer(self, f"nginx-{len(self.balancers)}", cache, write_rate_limit, **render_options)
+    def add_balancer(self, cache: int = 1, write_rate_limit: int = 0, **options) -> Balancer:
+        balancer = Balancer(self, f"nginx-{len(self.balancers)}", cache, write_rate_limit, **options)
         self.balancers.append(balancer)
         return balancer
+
+    def add_front(self, balancers) -> Balancer:
+        """The stand-in for the AWS load balancer: round robin over `balancers`."""
+        return self.add_balancer(upstreams=[f"127.0.0.1:{b.port}" for b in balancers], front=True)
 
     def sql(self, statement: str, params=()):
         """Run one statement on the fleet's database; its rows, if it returns any."""
@@ -119,6 +150,7 @@ class Fleet:
 
     def stop(self):
         fleet_tools.stop_pids([balancer.pidfile for balancer in self.balancers], seconds=10)
+        fleet_tools.stop_pids([balancer.listener_pidfile for balancer in self.balancers], seconds=10)
         for i, pidfile in enumerate(self.pidfiles):
             if fleet_tools.pid_alive(pidfile):
                 self.signal_instance(i, signal.SIGCONT)  # a frozen instance cannot stop

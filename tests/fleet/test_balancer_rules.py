@@ -32,7 +32,7 @@ def assert_contract_error(response, status, retry_after=False):
 def qa(start_fleet):
     fleet = start_fleet("qa", instances=1)
     fleet.balancer = fleet.add_balancer(write_rate_limit=10)  # the default of `make up`
-    fleet.unlimited = fleet.add_balancer(write_rate_limit=0, stale_bound=60)
+    fleet.unlimited = fleet.add_balancer(write_rate_limit=0)
     return fleet
 
 
@@ -122,6 +122,15 @@ def test_render_variants_are_valid_nginx(tmp_path, service, cache, rate):
     assert ("limit_req " in config) == (rate != "0")
     assert config.count("server 127.0.0.1:") == 2 and "set_real_ip_from 10.0.0.0/16;" in config
     assert "{{" not in config
+    path = tmp_path / "nginx.conf"
+    path.write_text(config)
+    fleet_tools.nginx_check(fleet_tools.nginx_binary(), path)
+
+
+def test_the_front_renders_valid_nginx(tmp_path):
+    config = render("--front", "--service", "qa", "--listen", "127.0.0.1:1", "--upstream", "127.0.0.1:2",
+                    "--upstream", "127.0.0.1:3", "--prefix", str(tmp_path))
+    assert "proxy_cache" not in config and "proxy_next_upstream off;" in config and "{{" not in config
     path = tmp_path / "nginx.conf"
     path.write_text(config)
     fleet_tools.nginx_check(fleet_tools.nginx_binary(), path)

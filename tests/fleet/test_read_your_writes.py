@@ -2,15 +2,17 @@
 
 Each test warms every cached view of a product (the second read must be a cache HIT), writes
 through the same balancer, and reads every view again at once: each must equal what an instance
-answers straight from the database. The balancer under test keeps mutable views for 60 s
-(--stale-bound 60), so only the version scheme, not the passing of time, can refresh them."""
+answers straight from the database. Mutable views live for minutes, so only the version scheme,
+not the passing of time, can refresh them. Several balancers behind a front: test_coherence.py."""
 import re
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+
+from atelier_common.cache_listener import FLUSH_SQL
+from atelier_common.localpg import wait_for
 
 QUESTION = {"body": "Does it run small?", "name": "shopper", "email": "shopper@example.com"}
 ANSWER = {"body": "It runs true to size.", "name": "owner", "email": "owner@example.com"}
@@ -49,14 +51,14 @@ def snapshot(fleet, views) -> dict:
 @pytest.fixture(scope="module")
 def qa(start_fleet):
     fleet = start_fleet("qa", instances=2)
-    fleet.balancer = fleet.add_balancer(stale_bound=60)
+    fleet.balancer = fleet.add_balancer()
     return fleet
 
 
 @pytest.fixture(scope="module")
 def reviews(start_fleet):
     fleet = start_fleet("reviews", instances=2)
-    fleet.balancer = fleet.add_balancer(stale_bound=60)
+    fleet.balancer = fleet.add_balancer()
     return fleet
 
 
@@ -156,39 +158,14 @@ def test_reviews_write_then_every_list_and_meta_show_it(reviews, write):
         assert reviews.balancer.get(meta).json() != before[meta]
 
 
-def test_another_balancer_shows_a_write_within_its_stale_bound(qa):
-    """Two balancers on the same instances (as on AWS, one nginx per machine): a write through
-    one is seen through the other within 1 s (the default --stale-bound), never later."""
-    other = qa.add_balancer()  # default bound: 1 s
-    product = 9300
-    questions, _ = seed_qa(qa.balancer, product)
-    view = f"/qa/questions?product_id={product}"
-    for _ in range(5):
-        while other.get(view).headers["X-Cache-Status"] != "HIT":  # cached there (a new slot: again)
-            pass
-        assert qa.balancer.put(f"/qa/questions/{questions[0]}/helpful").status_code == 204
-        written = time.monotonic()
-        expected = qa.direct(1, view).json()
-        while True:
-            sent = time.monotonic()
-            if other.get(view).json() == expected:
-                break
-            # A read sent more than 1 s after the write was acknowledged must be fresh (the
-            # time the answer takes to come back does not count).
-            assert sent - written <= 1.02, "another balancer still stale 1 s after the write"
-            time.sleep(0.01)
-
-
-def test_a_busy_view_turns_over_without_waiting_on_the_cache_lock(qa):
-    """Readers hammering one view across several generations (1 s bound): one request fills
-    each next generation while the others keep hitting the current one, so nobody waits on
-    nginx's cache lock (it wakes its waiters only every 500 ms), and the instance is asked
-    about once per 3/4 of the bound, not once per reader."""
-    balancer = qa.add_balancer()  # default bound: 1 s
+def test_readers_never_wait_on_the_cache_lock(qa):
+    """Readers hammering one view while writes keep changing it: each write makes the view miss
+    on every reader at once; the first fills it, the others go to an instance themselves (nginx's
+    cache lock would make them wait, and it re-checks only every 500 ms), so no read takes 0.45 s."""
+    balancer = qa.balancer
     product = 9350
-    seed_qa(qa.balancer, product)
+    questions, _ = seed_qa(balancer, product)
     view = f"/qa/questions?product_id={product}&count=3"
-    assert balancer.get(view).headers["X-Cache-Status"] == "MISS"  # the view's first generation
     seconds = 3.0
     deadline = time.monotonic() + seconds
 
@@ -197,22 +174,29 @@ def test_a_busy_view_turns_over_without_waiting_on_the_cache_lock(qa):
         while time.monotonic() < deadline:
             assert session.get(balancer.base + view, timeout=15).status_code == 200
 
-    with ThreadPoolExecutor(6) as pool:
-        for future in [pool.submit(read_until_deadline) for _ in range(6)]:
+    def write_until_deadline():
+        session = requests.Session()
+        while time.monotonic() < deadline:
+            assert session.put(f"{balancer.base}/qa/questions/{questions[0]}/helpful", timeout=15).status_code == 204
+            time.sleep(0.1)
+
+    with ThreadPoolExecutor(7) as pool:
+        futures = [pool.submit(read_until_deadline) for _ in range(6)] + [pool.submit(write_until_deadline)]
+        for future in futures:
             future.result()
     time.sleep(1.2)  # the access log is flushed every second
     lines = [line for line in balancer.access_log.read_text().splitlines() if f'GET {view} ' in line]
-    fetched = [line for line in lines if " up=- " not in line]
+    hits = [line for line in lines if " cache=HIT " in line]
     slowest = max(float(re.search(r" rt=([0-9.]+) ", line)[1]) for line in lines)
-    assert len(lines) > 100
-    assert len(fetched) <= seconds / 0.75 + 2, len(fetched)
-    # A lock waiter takes at least 500 ms; nothing here comes near it.
+    assert len(lines) > 100 and len(hits) > len(lines) / 2
     assert slowest < 0.45, slowest
 
 
 def test_catalogue_is_cached_until_a_load_flushes_it(start_fleet):
+    """A load's swap publishes `flush` (atelier_etl.swap): every balancer's listener empties its
+    cache, the catalogue's included. Two balancers, as on two machines."""
     products = start_fleet("products", instances=1)
-    balancer = products.add_balancer()
+    balancer, other = products.add_balancer(), products.add_balancer()
     products.sql("""INSERT INTO product (id, name, slogan, description, category, default_price)
                            VALUES (1, 'Camo Onesie', 's', 'd', 'Jackets', 140), (2, 'Shades', 's', 'd', 'Glasses', 69)""")
     assert [p["name"] for p in balancer.get("/products").json()] == ["Camo Onesie", "Shades"]
@@ -220,31 +204,15 @@ def test_catalogue_is_cached_until_a_load_flushes_it(start_fleet):
     assert response.headers["X-Cache-Status"] == "HIT"
     # A load replaces the data behind the cache's back: the catalogue stays cached (read-only
     # through the API) ...
+    assert other.get("/products").json()[0]["name"] == "Camo Onesie"
     products.sql("UPDATE product SET name = 'Bright Onesie' WHERE id = 1")
     assert balancer.get("/products").json()[0]["name"] == "Camo Onesie"
-    # ... until the load's flush (`make load` runs `stack.py flush`).
+    # ... until the load's swap commits, with its notification.
+    products.sql(f"UPDATE product SET name = 'Bright Onesie' WHERE id = 1; {FLUSH_SQL}")
+    for nginx in (balancer, other):
+        wait_for(lambda: nginx.get("/products").headers["X-Cache-Status"] == "MISS", 5, "flushed")
+        assert nginx.get("/products").json()[0]["name"] == "Bright Onesie"
+    # The operator's fallback (tools/stack.py flush) does the same.
+    assert balancer.get("/products").headers["X-Cache-Status"] == "HIT"
     assert balancer.flush()
-    response = balancer.get("/products")
-    assert response.headers["X-Cache-Status"] == "MISS"
-    assert response.json()[0]["name"] == "Bright Onesie"
-
-
-def test_concurrent_misses_on_one_key_reach_an_instance_once(start_own_fleet):
-    """20 readers miss on one key while the instance is frozen (SIGSTOP), so that all of them
-    are waiting at once; when it resumes, it has received one request, not 20."""
-    fleet = start_own_fleet("qa", instances=1)
-    balancer = fleet.add_balancer(stale_bound=60)
-    product = 9400
-    seed_qa(balancer, product)
-    view = f"/qa/questions?product_id={product}&count=7"
-    fleet.signal_instance(0, signal.SIGSTOP)
-    with ThreadPoolExecutor(20) as pool:
-        pending = [pool.submit(requests.get, balancer.base + view, timeout=15) for _ in range(20)]
-        time.sleep(1.0)
-        fleet.signal_instance(0, signal.SIGCONT)
-        answers = [future.result() for future in pending]
-    assert {answer.status_code for answer in answers} == {200}
-    assert len({answer.text for answer in answers}) == 1
-    served = balancer.upstreams_in_log(view)
-    assert sum(served.values()) == 20
-    assert sum(count for address, count in served.items() if address != "-") == 1, served
+    assert balancer.get("/products").headers["X-Cache-Status"] == "MISS"

@@ -1,121 +1,219 @@
--- Read-your-writes for the balancer's cache (see infra/nginx/README.md).
+-- The balancer's cache keys and the versions that keep them coherent (infra/nginx/README.md).
 --
--- Every cached view's key carries the version of the thing it shows (a product's questions,
--- reviews and meta: `product:<id>`; a question's answers: `question:<id>`). A write response
--- names what it changed in `X-Invalidates: product:12 question:34`; the balancer bumps those
--- versions before the client sees the acknowledgement, so every read it forwards afterwards
--- uses a new key and reaches an instance. Versions live in a lua_shared_dict (shared by the
--- workers, kept across reloads).
---
--- Mutable views also carry a generation in their key: the instant (this balancer's clock) at
--- which the generation was started, before any request under that key reached an instance. A
--- generation is used only while it is younger than `stale_bound` seconds (1 by default), so an
--- entry served at T holds data read after T - stale_bound: another balancer, which never saw a
--- write, shows it within `stale_bound`. Generations are per view (version + request line), not
--- wall-clock slots shared by every key: once a view's generation is 3/4 of its life old, ONE
--- request starts and fills the next one while the others keep hitting the current entry, so a
--- busy view switches to a filled entry instead of waiting on nginx's cache lock (which wakes
--- its waiters only every 500 ms).
--- A catalogue view (products) carries the catalogue generation instead, bumped by `make load`
--- through the control socket.
+-- A cached view's key is built from what the view reads, parsed here the way the service
+-- parses it (only its own parameters, first value of each, canonical integers, count clamped
+-- like the service clamps it); anything the service would reject, or that this file cannot
+-- read exactly as the service does, is not cached. Mutable views (questions, answers, reviews,
+-- meta) also carry the version of the thing they show (`product:<id>`, `question:<id>`):
+--   - a write through this balancer names what it changed in `X-Invalidates`; the header
+--     filter bumps those versions before the client sees the acknowledgement;
+--   - a write through any other balancer reaches this one through PostgreSQL NOTIFY: a
+--     listener beside this nginx (atelier_common.cache_listener) keeps a session open on the
+--     control socket and sends each notification as a line (`M.session`);
+--   - mutable views are cached only while that listener vouches for them (its lease); when its
+--     session ends, or it falls silent, they bypass the cache and a new mutable epoch makes
+--     every entry cached before unreachable.
+-- Version values come from one counter (`clock`), so a value is never used twice for a key;
+-- they expire (version_ttl, longer than any mutable entry can live and be filled), so a key
+-- whose version expired reads as 0 only once every entry cached under 0 is dead. A version the
+-- store cannot hold (full) moves its bucket's floor instead: 1/BUCKETS of the views miss.
 local M = {}
 
 local versions = ngx.shared.atelier_versions
-local generations = ngx.shared.atelier_generations
-local EPOCH = "epoch"            -- part of every key: a new one orphans every cached entry
-local CATALOGUE = "catalogue"    -- bumped when the catalogue is reloaded
+local floors = ngx.shared.atelier_floors
+local fills = ngx.shared.atelier_fills
 
--- Called from init_by_lua: a fresh nginx (cache files may survive a restart, versions do not)
--- starts from a new epoch, so no entry cached under an old version can ever be served again.
--- `add` keeps the epoch across a reload (HUP), when the shared dict survives.
-function M.init()
-    versions:add(EPOCH, math.floor(ngx.now() * 1000))
+local MAX_ID = 2147483647
+local BUCKETS = 1024
+local SORTS = {newest = "newest", newness = "newest", helpful = "helpful", helpfulness = "helpful",
+               relevant = "relevant", relevance = "relevant"}
+
+-- Set once in init (the master) and inherited by the workers.
+local options = {}
+
+-- init_by_lua: a fresh nginx (cache files may survive a restart, the dict does not) starts
+-- from a new epoch, so no entry cached by an earlier run is ever served. `add` keeps the
+-- values across a reload (HUP). Every fixed key exists from here on: later writes to them
+-- replace a number in place and never need memory.
+function M.init(opts)
+    options = opts
+    versions:add("epoch", math.floor(ngx.now() * 1000))
+    versions:add("catalogue", 0)
+    versions:add("mutable", 0)   -- bumped whenever the listener's vouching starts or ends
+    versions:add("clock", 0)     -- source of version values
+    versions:add("lease", 0)     -- the listener vouches for mutable views until this instant
 end
 
-local function version(key)
-    return versions:get(key) or 0
+-- init_worker_by_lua: one worker returns expired versions' memory every second.
+function M.init_worker()
+    if ngx.worker.id() == 0 then
+        ngx.timer.every(1, function() versions:flush_expired(10000) end)
+    end
 end
 
--- A decimal id as the service reads it ("012" is 12; at most 12 digits, else it answers 422),
--- or nil when the view must not be cached (absent, repeated or not a plain number).
-local function plain_id(value)
+-- An integer the way the service reads one (atelier_common.validation.WholeNumber: decimal
+-- digits, at most 12, from 1 to 2^31-1): the number, or nil.
+local function whole(value)
+    if type(value) == "table" then
+        value = value[1]  -- repeated: the service reads the first
+    end
     if type(value) ~= "string" or #value > 12 or not value:match("^%d+$") then
         return nil
     end
-    return string.format("%d", tonumber(value))
-end
-
-local function product_arg()
-    local value = ngx.req.get_uri_args(20).product_id
-    return plain_id(value)
-end
-
--- The part of the cache key that makes an entry unreachable once its data changed, or nil for
--- a request that is not cached (then the balancer passes it through).
-function M.key_version(stale_bound)
-    local path = ngx.var.uri
-    local epoch = string.format("%d", version(EPOCH))
-    if path:match("^/products") then
-        return epoch .. ":c" .. version(CATALOGUE)
-    end
-    local subject
-    if path == "/qa/questions" or path == "/qa/questions/"
-        or path == "/reviews" or path == "/reviews/"
-        or path == "/reviews/meta" or path == "/reviews/meta/" then
-        local product = product_arg()
-        subject = product and ("product:" .. product)
-    else
-        local question = path:match("^/qa/questions/(%d+)/answers/?$")
-        question = plain_id(question)
-        subject = question and ("question:" .. question)
-    end
-    if not subject then
+    local number = tonumber(value)
+    if number < 1 or number > MAX_ID then
         return nil
     end
-    local view = epoch .. ":" .. subject .. "=" .. version(subject) .. "|" .. ngx.var.request_uri
-    return string.format("%s@%.3f", view, M.generation(view, stale_bound))
+    return number
 end
 
--- The generation (its birth, seconds since 1970) a request for `view` uses. Invariant: the
--- returned birth B is at most now (so every request under the key B, and so the fill of its
--- entry, reached this balancer after B) and now < B + bound (so an entry is served only while
--- younger than bound). Only the hit ratio, never the bound, depends on the races and on the
--- dict evicting a key (a lost key only starts a new generation).
-function M.generation(view, bound)
-    ngx.update_time()  -- the cached time may lag by an event-loop turn: read the clock
-    -- ngx.now() is truncated to the millisecond: `now` is at most the real time, `now + 0.001`
-    -- above it, so the checks below hold for the real time.
-    local now = ngx.now()
-    local current_key = "c" .. view
-    local born = generations:get(current_key)
-    if born and now + 0.001 < born + bound then
-        -- Past 3/4 of its life: one request (the first to claim it) fills the next generation,
-        -- which leaves it a quarter of the bound to arrive before the others switch to it.
-        if now >= born + 0.75 * bound and generations:add("n" .. born .. view, now, 2 * bound) then
-            return now
+-- page and count as PageSchema reads them (defaults 1 and 5, count clamped): "page|count".
+local function page(args)
+    local number, count = 1, 5
+    if args.page ~= nil then
+        number = whole(args.page)
+    end
+    if args.count ~= nil then
+        count = whole(args.count)
+    end
+    if not number or not count then
+        return nil
+    end
+    return string.format("%d|%d", number, math.min(count, options.max_count))
+end
+
+local function first(value)
+    if type(value) == "table" then
+        return value[1]
+    end
+    return value
+end
+
+-- The views each service caches: raw path (one trailing slash ignored, as the services do) →
+-- a function of the query arguments giving (the view's canonical key, its subject or nil).
+-- The raw path must be exactly one of these (no escapes, no doubled slashes): a path that
+-- nginx would normalise but the service would not read the same way is never cached.
+local ROUTES = {
+    products = function(path, args)
+        if path == "/products" then
+            local p = page(args)
+            return p and ("P|" .. p)
         end
-        return born
+        local id, view = path:match("^/products/(%d+)(.*)$")
+        id = whole(id)
+        if not id then
+            return nil
+        end
+        local kind = ({[""] = "p", ["/styles"] = "s", ["/related"] = "r"})[view]
+        return kind and string.format("%s|%d", kind, id)
+    end,
+    qa = function(path, args)
+        if path == "/qa/questions" then
+            local product, p = whole(args.product_id), page(args)
+            if product and p then
+                return "Q|" .. p, "product:" .. product
+            end
+            return nil
+        end
+        local question = whole(path:match("^/qa/questions/(%d+)/answers$"))
+        local p = question and page(args)
+        if p then
+            return "A|" .. p, "question:" .. question
+        end
+        return nil
+    end,
+    reviews = function(path, args)
+        local product = whole(args.product_id)
+        if not product then
+            return nil
+        end
+        if path == "/reviews/meta" then
+            return "M", "product:" .. product
+        end
+        if path == "/reviews" then
+            local sort = args.sort == nil and "relevant" or SORTS[first(args.sort)]
+            local p = page(args)
+            if sort and p then
+                return string.format("R|%s|%s", sort, p), "product:" .. product
+            end
+        end
+        return nil
+    end,
+}
+
+local function bucket(subject)
+    return ngx.crc32_short(subject) % BUCKETS
+end
+
+-- The version part of a subject's key: its own version (0 when it has none, or it expired)
+-- and its bucket's floor.
+local function subject_version(subject)
+    return string.format("%s=%d/%d", subject, versions:get(subject) or 0, floors:get(bucket(subject)) or 0)
+end
+
+-- The cache key of this GET, or "" when it is not cached (the balancer passes it through).
+-- Sets $cache_nostore for a client that has filled more than its budget.
+function M.cache_key()
+    local path = ngx.var.request_uri:match("^[^?]*")
+    if #path > 1 and path:sub(-1) == "/" then
+        path = path:sub(1, -2)
     end
-    if born then
-        -- Too old to serve: switch to the next generation if one was started and is young.
-        local next_born = generations:get("n" .. born .. view)
-        if next_born and now + 0.001 < next_born + bound then
-            generations:set(current_key, next_born, 3 * bound)
-            return next_born
+    if path:find("[^%w/]") then
+        return ""
+    end
+    -- Every argument, however many (nginx stops at 100 by default: a product_id placed after
+    -- 100 junk arguments would be read by the service but not here).
+    local args = ngx.req.get_uri_args(0)
+    local view, subject = ROUTES[options.service](path, args)
+    if not view then
+        return ""
+    end
+    if options.fill_budget > 0 and (fills:get(ngx.var.binary_remote_addr) or 0) > options.fill_budget then
+        ngx.var.cache_nostore = "1"
+    end
+    local epoch = versions:get("epoch")
+    if not subject then
+        return string.format("%d:c%d|%s", epoch, versions:get("catalogue"), view)
+    end
+    if (versions:get("lease") or 0) <= ngx.now() then
+        return ""  -- no listener vouches for this balancer's versions: not cached
+    end
+    return string.format("%d.%d:%s|%s", epoch, versions:get("mutable"), subject_version(subject), view)
+end
+
+-- log_by_lua of a read: count what this client made the cache store (bytes per minute).
+function M.count_fill()
+    if options.fill_budget <= 0 then
+        return
+    end
+    local status = ngx.var.upstream_cache_status
+    if status ~= "MISS" and status ~= "EXPIRED" then
+        return
+    end
+    local length = tonumber((ngx.var.upstream_response_length or ""):match("(%d+)$"))
+    if length then
+        fills:incr(ngx.var.binary_remote_addr, length, 0, 60)
+    end
+end
+
+-- Bump the versions named in "product:12 question:34" (a write's X-Invalidates, a listener's
+-- notification). Returns how many keys it bumped.
+function M.bump(named)
+    local count = 0
+    for key in named:gmatch("%S+") do
+        if #key <= 40 and key:match("^[a-z]+:%d+$") then
+            local value = versions:incr("clock", 1, 0)
+            local ok, err = versions:safe_set(key, value, options.version_ttl)
+            if not ok then
+                -- The store is full of live versions: this key's whole bucket takes the value
+                -- (its views miss once) rather than the key losing its bump.
+                floors:set(bucket(key), value)
+                ngx.log(ngx.WARN, "version store: ", err, "; bucket ", bucket(key), " moved")
+            end
+            count = count + 1
         end
     end
-    -- None (a view nobody asked for within its life): start one. Concurrent starters agree on
-    -- the first one's, so concurrent misses share one key, and nginx's cache lock.
-    local start_key = "s" .. (born or "") .. view
-    if generations:add(start_key, now, 2 * bound) then
-        generations:set(current_key, now, 3 * bound)
-        return now
-    end
-    local started = generations:get(start_key)
-    if started and now + 0.001 < started + bound then
-        return started
-    end
-    return now
+    return count
 end
 
 -- header_filter of a write: bump what a successful write says it changed, then drop the
@@ -129,25 +227,96 @@ function M.apply_invalidations()
     if type(named) == "table" then
         named = table.concat(named, " ")
     end
-    for key in named:gmatch("%S+") do
-        if key:match("^[a-z]+:%d+$") then
-            local _, err, forcible = versions:incr(key, 1, 0)
-            if err or forcible then
-                -- The dict was full and dropped some version: an evicted key would read as 0
-                -- again and could meet an old entry; a new epoch makes every old entry unreachable.
-                versions:set(EPOCH, versions:get(EPOCH) + 1)
-                ngx.log(ngx.WARN, "version store full (", err or "evicted", "): new cache epoch")
-            end
-        end
-    end
+    M.bump(named)
 end
 
--- The control socket's POST /flush: the catalogue was reloaded (and so was everything else).
+-- The data was reloaded (`make load`): every cached view, the catalogue included, is gone.
 function M.flush()
-    versions:incr(CATALOGUE, 1, 0)
-    versions:incr(EPOCH, 1, 0)
+    versions:incr("catalogue", 1, 0)
+    versions:incr("epoch", 1, 0)
+end
+
+-- The listener vouches for this balancer until now + lease; when it had stopped vouching
+-- (first session, or it fell silent), notifications may have been missed meanwhile: a new
+-- mutable epoch first.
+local function vouch()
+    ngx.update_time()
+    local now = ngx.now()
+    if (versions:get("lease") or 0) <= now then
+        versions:incr("mutable", 1, 0)
+    end
+    versions:set("lease", now + options.lease)
+end
+
+local function unvouch()
+    versions:set("lease", 0)
+    versions:incr("mutable", 1, 0)
+end
+
+-- The control socket's POST /listen: the listener's session (atelier_common.cache_listener).
+-- The listener has LISTENed before it opens it. Each line it sends renews its lease:
+--   p                          ping (the listener's database connection answered just now)
+--   b product:12 question:34   a notification: bump these versions
+--   f                          the data was reloaded: flush
+-- and is answered "ok". When the session ends (the listener died, or lost its database and
+-- closed it; nginx stops), mutable views stop being cached at once, under a new epoch.
+function M.session()
+    local sock, err = ngx.req.socket(true)
+    if not sock then
+        ngx.log(ngx.ERR, "listener session: ", err)
+        return ngx.exit(500)
+    end
+    vouch()
+    local ok = sock:send("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+    sock:settimeout(250)
+    while ok do
+        local line, problem = sock:receive("*l")
+        if line then
+            vouch()
+            local command = line:sub(1, 1)
+            if command == "b" then
+                M.bump(line:sub(3))
+            elseif command == "f" then
+                M.flush()
+            end
+            ok = sock:send("ok\n")
+        elseif problem ~= "timeout" or ngx.worker.exiting() then
+            break  -- closed by the listener, or this worker is shutting down (reload)
+        end
+    end
+    unvouch()
+    sock:close()
+end
+
+-- POST /flush (tools/stack.py flush): as a load's notification does.
+function M.flush_request()
+    M.flush()
     ngx.header["Content-Type"] = "application/json"
     ngx.say('{"flushed":true}')
+end
+
+-- POST /bump, body "product:1 question:2 …": as a notification does (tests, operators).
+function M.bump_request()
+    ngx.req.read_body()
+    local count = M.bump(ngx.req.get_body_data() or "")
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(string.format('{"bumped":%d}', count))
+end
+
+-- GET /state[?keys=product:1,question:2]: what this balancer's versions are now.
+function M.state_request()
+    ngx.update_time()
+    local parts = {}
+    for key in (ngx.var.arg_keys or ""):gmatch("[^,]+") do
+        if key:match("^[a-z]+:%d+$") then
+            parts[#parts + 1] = string.format('"%s":"%s"', key, subject_version(key))
+        end
+    end
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(string.format(
+        '{"epoch":%d,"catalogue":%d,"mutable":%d,"clock":%d,"vouched_for":%.3f,"free_bytes":%d,"versions":{%s}}',
+        versions:get("epoch"), versions:get("catalogue"), versions:get("mutable"), versions:get("clock"),
+        math.max(0, (versions:get("lease") or 0) - ngx.now()), versions:free_space(), table.concat(parts, ",")))
 end
 
 return M

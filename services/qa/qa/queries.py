@@ -4,6 +4,7 @@ Reads build the whole response body in PostgreSQL (json_build_object keeps the c
 order) and return it as one text value the view passes through untouched. Every parameter is
 cast where it first appears, so PREPARE infers the intended types.
 """
+from atelier_common.cache_listener import notify_changed
 from atelier_common.db import Statement
 
 # The contract's date format: ISO-8601 UTC with milliseconds. The colons are quoted literals
@@ -79,18 +80,24 @@ FROM (
 ) page
 """)
 
+# Every write publishes the views it changed (its X-Invalidates keys) in the same statement:
+# PostgreSQL delivers the notification to every balancer's cache listener once it commits.
+
 # $1 product_id, $2 body, $3 name, $4 email → the new question's id.
-INSERT_QUESTION = Statement("qa_insert_question", """
-INSERT INTO question (product_id, body, date_written, asker_name, asker_email)
-VALUES ($1::integer, $2::text, now(), $3::text, $4::text)
-RETURNING id
+INSERT_QUESTION = Statement("qa_insert_question", f"""
+WITH new_question AS (
+    INSERT INTO question (product_id, body, date_written, asker_name, asker_email)
+    VALUES ($1::integer, $2::text, now(), $3::text, $4::text)
+    RETURNING id, product_id
+)
+SELECT new_question.id FROM new_question, {notify_changed("new_question.product_id")}
 """)
 
 # $1 question_id, $2 body, $3 name, $4 email, $5 photo URLs → the new answer's id and the
 # question's product (the views the balancer must refresh, http.changed), or no row
 # when the question is unknown or reported (then nothing is written). One statement, so the
 # answer and its photos commit together or not at all; photo ids follow the list's order.
-INSERT_ANSWER = Statement("qa_insert_answer", """
+INSERT_ANSWER = Statement("qa_insert_answer", f"""
 WITH parent AS (
     SELECT id, product_id FROM question WHERE id = $1::integer AND NOT reported
 ), new_answer AS (
@@ -103,27 +110,34 @@ WITH parent AS (
     FROM new_answer, unnest($5::text[]) WITH ORDINALITY AS photo (url, position)
     ORDER BY photo.position
 )
-SELECT new_answer.id, parent.product_id FROM new_answer, parent
+SELECT new_answer.id, parent.product_id
+FROM new_answer, parent, {notify_changed("parent.product_id", "parent.id")}
 """)
+
 
 # $1 id → (product_id, question_id) of the row when it exists (204; the views the balancer must
 # refresh, http.changed), no row otherwise (404). Helpful is one atomic increment: concurrent
 # requests queue on the row lock and none is lost. An answer's product comes from its question
 # in the same statement (no second round trip).
-MARK_QUESTION_HELPFUL = Statement("qa_mark_question_helpful", """
-UPDATE question SET helpful = helpful + 1 WHERE id = $1::integer RETURNING product_id, id
+def _mark(name: str, update: str) -> Statement:
+    """An UPDATE … RETURNING product_id, question_id that also publishes both."""
+    return Statement(name, f"""
+WITH marked AS ({update})
+SELECT marked.product_id, marked.question_id
+FROM marked, {notify_changed("marked.product_id", "marked.question_id")}
 """)
 
-REPORT_QUESTION = Statement("qa_report_question", """
-UPDATE question SET reported = true WHERE id = $1::integer RETURNING product_id, id
-""")
 
-_ANSWER_SUBJECTS = "(SELECT q.product_id FROM question q WHERE q.id = answer.question_id), question_id"
+MARK_QUESTION_HELPFUL = _mark("qa_mark_question_helpful", """
+UPDATE question SET helpful = helpful + 1 WHERE id = $1::integer RETURNING product_id, id AS question_id""")
 
-MARK_ANSWER_HELPFUL = Statement("qa_mark_answer_helpful", f"""
-UPDATE answer SET helpful = helpful + 1 WHERE id = $1::integer RETURNING {_ANSWER_SUBJECTS}
-""")
+REPORT_QUESTION = _mark("qa_report_question", """
+UPDATE question SET reported = true WHERE id = $1::integer RETURNING product_id, id AS question_id""")
 
-REPORT_ANSWER = Statement("qa_report_answer", f"""
-UPDATE answer SET reported = true WHERE id = $1::integer RETURNING {_ANSWER_SUBJECTS}
-""")
+_ANSWER_SUBJECTS = "(SELECT q.product_id FROM question q WHERE q.id = answer.question_id) AS product_id, question_id"
+
+MARK_ANSWER_HELPFUL = _mark("qa_mark_answer_helpful", f"""
+UPDATE answer SET helpful = helpful + 1 WHERE id = $1::integer RETURNING {_ANSWER_SUBJECTS}""")
+
+REPORT_ANSWER = _mark("qa_report_answer", f"""
+UPDATE answer SET reported = true WHERE id = $1::integer RETURNING {_ANSWER_SUBJECTS}""")

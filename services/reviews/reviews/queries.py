@@ -5,6 +5,7 @@ aggregates of sql/indexes.sql exact: every write transaction locks the product's
 row before it touches characteristic_tally, then rebuilds the product's meta document
 (REBUILD_META) in a later statement, which therefore sees every earlier committed write.
 """
+from atelier_common.cache_listener import notify_changed
 from atelier_common.db import Statement
 
 # The three list orders of GET /reviews; each is served by its own partial index (indexes.sql).
@@ -105,20 +106,26 @@ INSERT_REVIEW = Statement("reviews_insert_review", """
 """)
 
 # $1 = product_id: the product's meta document from its counts and characteristic tallies.
-REBUILD_META = Statement("reviews_rebuild_meta", """
-    UPDATE review_summary s
-       SET meta = review_meta_json(s.product_id, s.ratings, s.recommended,
-                                   (SELECT characteristics FROM product_characteristics
-                                     WHERE product_id = $1::integer))
-     WHERE s.product_id = $1::integer
+REBUILD_META = Statement("reviews_rebuild_meta", f"""
+    WITH rebuilt AS (
+        UPDATE review_summary s
+           SET meta = review_meta_json(s.product_id, s.ratings, s.recommended,
+                                       (SELECT characteristics FROM product_characteristics
+                                         WHERE product_id = $1::integer))
+         WHERE s.product_id = $1::integer
+    )
+    SELECT FROM {notify_changed("$1::integer")}
 """)
 
 # -- PUT /reviews/:id/helpful, /report --------------------------------------------------------
 
 # $1 = review_id. One atomic increment; returns the review's product (whose views the balancer
 # must refresh, http.changed), no row when the review does not exist.
-MARK_HELPFUL = Statement("reviews_mark_helpful", """
-    UPDATE review SET helpfulness = helpfulness + 1 WHERE id = $1::integer RETURNING product_id
+MARK_HELPFUL = Statement("reviews_mark_helpful", f"""
+    WITH marked AS (
+        UPDATE review SET helpfulness = helpfulness + 1 WHERE id = $1::integer RETURNING product_id
+    )
+    SELECT marked.product_id FROM marked, {notify_changed("marked.product_id")}
 """)
 
 # $1 = review_id. Reports the review unless it was already reported (so a second report
