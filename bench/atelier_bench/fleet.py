@@ -25,8 +25,9 @@ b --cache 1 --write-rate-limit 0`, where n is INSTANCES or, unset, the machine's
 3. Zipf steady: the same Zipf traffic, --repeats measured runs (new page loads each); beside
    them, a bystander client (a few requests a second, its own latency) and, with two balancers
    or more, the write-to-visible probe (atelier_bench.visibility);
-4. open model: k6 at a constant arrival rate of --open-share (80%) of the Zipf steady median,
-   where the generator can drive it (k6 says when it could not: dropped iterations).
+4. open model: k6 in a closed loop (its own maximum here: k6 costs far more CPU per request than
+   wrk, on the same cores), then k6 at a constant arrival rate of --open-share (80%) of that
+   maximum; k6 says when it could not keep the rate (dropped iterations).
 
 Once per run of the benchmark, the load generator's own ceiling: the same wrk threads and
 connections against a static nginx answer. Per run: requests/s, page loads/s, p50/p95/p99 (wrk,
@@ -231,20 +232,22 @@ def postmaster_of(url: str):
     return None
 
 
-def balancer_pids(status: dict) -> list:
-    """Every nginx master of the stack (the public one per service, and with BALANCERS > 1 the
-    instance-local ones behind it) and the balancers' cache listeners: the balancer tier."""
-    pids = {p for p in status["balancers"].values() if p}
-    for each in (status.get("caching_balancers") or {}).values():
-        pids |= {b["pid"] for b in each if b.get("pid")}
-    for each in (status.get("listeners") or {}).values():
-        pids |= set(each)
-    return sorted(pids)
+def balancer_pids(status: dict) -> tuple:
+    """(the caching balancers and their cache listeners: what runs on an AWS instance beside
+    the gunicorns; the fronts: with BALANCERS > 1 the round-robin nginx on each public port,
+    standing in for the AWS load balancer, which is not an instance's CPU)."""
+    caching = {b["pid"] for each in (status.get("caching_balancers") or {}).values() for b in each if b.get("pid")}
+    public = {p for p in status["balancers"].values() if p}
+    listeners = {p for each in (status.get("listeners") or {}).values() for p in each}
+    if not caching:  # a stack without instance-local balancers: the public ones are the balancers
+        caching, public = public, set()
+    return sorted(caching | listeners), sorted(public - caching)
 
 
 def tier_roots(status: dict) -> dict:
     postgres = status.get("postgres") or postmaster_of(database_url("products"))
-    return {"nginx": balancer_pids(status),
+    balancers, fronts = balancer_pids(status)
+    return {"nginx": balancers, "front": fronts,
             "instances": [p for pids in status["instances"].values() for p in pids],
             "postgres": [postgres] if postgres else []}
 
@@ -461,11 +464,15 @@ def run_wrk(addresses: dict, folder: Path, page_loads: int, seconds: int, connec
     return json.loads(found.group(1)), cpu
 
 
-def run_k6(addresses: dict, folder: Path, page_loads: int, rate: int, seconds: int):
-    """k6's constant-arrival-rate run of the request files in folder: (its summary, its CPU seconds)."""
-    summary = folder / "open-summary.json"
+def run_k6(addresses: dict, folder: Path, page_loads: int, rate: int, seconds: int, mode: str = "open",
+           vus: int = 60):
+    """k6's constant-arrival-rate run (or, mode "closed", `vus` closed-loop connections) of the
+    request files in folder: (its summary, its CPU seconds)."""
+    summary = folder / f"{mode}-summary.json"
+    summary.unlink(missing_ok=True)
     env = dict(os.environ, **generator_env(addresses, folder, page_loads), BENCH_RATE=str(rate),
-               BENCH_SECONDS=str(seconds), BENCH_SUMMARY=str(summary), K6_NO_USAGE_REPORT="true")
+               BENCH_SECONDS=str(seconds), BENCH_SUMMARY=str(summary), BENCH_MODE=mode,
+               K6_NO_USAGE_REPORT="true", **({"BENCH_VUS": str(vus)} if mode == "closed" else {}))
     k6 = Path(sys.executable).parent / "k6"
     with tempfile.TemporaryFile("w+") as out:
         process = subprocess.Popen([str(k6), "run", "--quiet", "--no-color", str(OPEN_JS)], stdout=out,
@@ -517,21 +524,28 @@ def one_run(label: dict, env: dict, folder: Path, counts: dict, args, seconds=No
     return run
 
 
-def open_run(label: dict, env: dict, folder: Path, counts: dict, rate: int, seconds: int) -> dict:
+def open_run(label: dict, env: dict, folder: Path, counts: dict, share: float, seconds: int,
+             connections: int) -> dict:
+    """k6 in a closed loop first (its own maximum on this machine: the generator's CPU is then
+    the same in both runs), then at a constant arrival rate of `share` of that maximum."""
+    closed, _ = run_k6(env["addresses"], folder, counts["page_loads"], 0, seconds, mode="closed", vus=connections)
+    rate = max(1, int(share * closed["rps"]))
     access = AccessLogs(env["logs"])
     meter = CpuMeter(env["roots"])
     summary, loadgen_cpu = run_k6(env["addresses"], folder, counts["page_loads"], rate, seconds)
     cpu = meter.stop(loadgen_cpu)
     balancer = access.read()
     kept_up = summary["dropped_iterations"] == 0 and summary["rps"] >= 0.97 * rate
-    run = {**label, "target_rps": rate, "rps": round(summary["rps"]), "requests": summary["requests"],
+    run = {**label, "share": share, "closed_max_rps": round(closed["rps"]), "closed_p99_ms": _r(closed["p99_ms"]),
+           "target_rps": rate, "rps": round(summary["rps"]), "requests": summary["requests"],
            "p50_ms": _r(summary["p50_ms"]), "p95_ms": _r(summary["p95_ms"]), "p99_ms": _r(summary["p99_ms"]),
            "max_ms": _r(summary["max_ms"]), "failed_share": round(summary["failed_share"], 4),
            "dropped_iterations": summary["dropped_iterations"], "generator_kept_up": kept_up,
            "hit_ratio": balancer.get("hit_ratio"), "cpu_seconds": cpu, "duration_s": seconds,
            "balancer_p99_ms": balancer.get("p99_ms")}
-    say(f"  open model at {rate:,} req/s: {run['rps']:,} req/s, p95 {run['p95_ms']} p99 {run['p99_ms']} ms, "
-        f"dropped {run['dropped_iterations']}, k6 CPU {cpu['loadgen']:.1f} s")
+    say(f"  k6 closed loop ({connections} VUs): {run['closed_max_rps']:,} req/s; open model at {rate:,} req/s: "
+        f"{run['rps']:,} req/s, p95 {run['p95_ms']} p99 {run['p99_ms']} ms, dropped {run['dropped_iterations']}, "
+        f"k6 CPU {cpu['loadgen']:.1f} s")
     return run
 
 
@@ -549,7 +563,8 @@ def static_ceiling(folder: Path, counts: dict, args) -> dict:
         time.sleep(0.5)
         pid = int((prefix / "nginx.pid").read_text())
         url = f"http://127.0.0.1:{STATIC_PORT}"
-        env = {"addresses": {s: url for s in SERVICES}, "roots": {"nginx": [pid], "instances": [], "postgres": []},
+        env = {"addresses": {s: url for s in SERVICES},
+               "roots": {"nginx": [pid], "front": [], "instances": [], "postgres": []},
                "logs": {}, "ports": [STATIC_PORT]}
         return one_run({"balancers": 0, "instances": 0, "mix": "static", "cache": "off", "repeat": 1}, env,
                        folder, counts, args, logs=False)
@@ -641,11 +656,9 @@ def fleet_phases(b: int, n: int, files: RequestFiles, catalogue, args) -> dict:
         if probe:
             found["visibility"] = {**label, **probe.stop()}
         if args.open_share:
-            steady = [r["rps"] for r in runs if r["mix"] == "zipf" and r["cache"] == "steady"]
-            rate = int(args.open_share * statistics.median(steady))
-            folder, counts = files.get("zipf", 200, PAGE_LOADS_PER_SECOND * args.seconds)
-            found["open"] = open_run({**label, "mix": "zipf", "cache": "steady", "share": args.open_share},
-                                     env, folder, counts, rate, args.seconds)
+            folder, counts = files.get("zipf", 200, PAGE_LOADS_PER_SECOND * args.seconds * 2)
+            found["open"] = open_run({**label, "mix": "zipf", "cache": "steady"}, env, folder, counts,
+                                     args.open_share, args.seconds, args.connections)
     return found
 
 
@@ -681,16 +694,16 @@ def print_tables(report: dict, args):
           f"default INSTANCES here "
           f"{m['default_instances']}; NGINX_WORKERS={m['nginx_workers']}; machine: {report['load']}\n")
     print("| balancers | instances | mix | cache | req/s | p50 ms | p95 ms | p99 ms | errors | hit ratio "
-          "| µs/req nginx | instances | postgres | wrk | softirq | other | steal | iowait "
+          "| µs/req nginx | front | instances | postgres | wrk | softirq | other | steal | iowait "
           "| context switches/req nginx, instances, postgres | PostgreSQL blocks read/req |")
-    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for (b, n, mix, cache), rs in groups(runs).items():
         hit = spread([r["hit_ratio"] * 100 for r in rs if r["hit_ratio"] is not None], "{:.0f}%")
         print(f"| {b or '-'} | {n or '-'} | {mix} | {cache} | {spread([r['rps'] for r in rs])} "
               f"| {spread([r['p50_ms'] for r in rs], '{:.1f}')} | {spread([r['p95_ms'] for r in rs], '{:.1f}')} "
               f"| {spread([r['p99_ms'] for r in rs], '{:.1f}')} | {sum(r['errors'] for r in rs)} | {hit} | "
-              + " | ".join(spread(per_request_us(rs, t)) for t in ("nginx", "instances", "postgres", "loadgen",
-                                                                    "softirq", "other"))
+              + " | ".join(spread(per_request_us(rs, t)) for t in ("nginx", "front", "instances", "postgres",
+                                                                    "loadgen", "softirq", "other"))
               + f" | {spread([r['machine']['steal_share'] * 100 for r in rs], '{:.1f}%')} "
               f"| {spread([r['machine'].get('iowait_share', 0) * 100 for r in rs], '{:.1f}%')} | "
               + ", ".join(spread([r["context_switches_per_request"].get(t, 0) for r in rs], "{:.2f}")
@@ -736,12 +749,14 @@ def print_tables(report: dict, args):
                   f"({mc['tcp']['loss_probes']}) | {mc['tcp']['retransmission_timeouts']} "
                   f"| {q.get('client_unread_bytes_max')} |")
     if report["open"]:
-        print("\nOpen model (k6 constant-arrival-rate, the same Zipf page loads), after the steady runs:\n")
-        print("| balancers | target req/s (share of the closed-loop median) | achieved req/s | p50 ms | p95 ms | p99 ms "
-              "| max ms | failed | dropped | generator kept up | k6 CPU s | hit ratio |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+        print("\nOpen model, after the steady runs: k6 first in a closed loop (its maximum here, with its own CPU), "
+              "then at a constant arrival rate of a share of that maximum (the same Zipf page loads):\n")
+        print("| balancers | k6 closed-loop max req/s (p99 ms) | target req/s (share) | achieved req/s | p50 ms | p95 ms "
+              "| p99 ms | max ms | failed | dropped | generator kept up | k6 CPU s | hit ratio |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
         for o in report["open"]:
-            print(f"| {o['balancers']} | {o['target_rps']:,} ({o['share']:.0%}) | {o['rps']:,} | {o['p50_ms']} "
+            print(f"| {o['balancers']} | {o['closed_max_rps']:,} ({o['closed_p99_ms']}) | {o['target_rps']:,} "
+                  f"({o['share']:.0%}) | {o['rps']:,} | {o['p50_ms']} "
                   f"| {o['p95_ms']} | {o['p99_ms']} | {o['max_ms']} | {o['failed_share']:.2%} "
                   f"| {o['dropped_iterations']} | {'yes' if o['generator_kept_up'] else 'NO'} "
                   f"| {o['cpu_seconds']['loadgen']:.1f} | {o['hit_ratio']} |")
@@ -793,7 +808,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="measured runs per figure (default 3)")
     parser.add_argument("--seconds", type=int, default=15, help="per measured run")
     parser.add_argument("--open-share", type=float, default=0.8,
-                        help="open-model rate as a share of the Zipf steady median (0: no open-model run)")
+                        help="open-model rate as a share of k6's closed-loop maximum (0: no open-model run)")
     parser.add_argument("--connections", type=int, default=60, help="wrk connections (a third per service)")
     parser.add_argument("--page-loads", type=int, default=12000, help="fewest page loads per request file")
     parser.add_argument("--no-static", action="store_true", help="skip the load generator's ceiling")
