@@ -2,9 +2,9 @@
 """Capacity model: how many instances and how much database each service needs on AWS for a
 given rate of the page-load mix, from the figures the fleet benchmark measured.
 
-    python infra/terraform/capacity.py [docs/bench/fleet.json] [--mix zipf --cache warm]
+    .venv/bin/python infra/terraform/capacity.py [docs/results/<date>-fleet.json] [--mix zipf --cache warm]
 
-It reads the benchmark's JSON (schema: /work/notes/INTERFACES.md, "Fleet benchmark output"),
+It reads the benchmark's JSON (its fields: bench/README.md, "Output"),
 takes the measured run of the chosen mix and cache state with the highest throughput, and
 derives from it:
 
@@ -20,7 +20,8 @@ derives from it:
 Assumptions (printed with the table): the run's CPU is split between services in proportion
 to their requests (the benchmark reports CPU per tier, not per service); an AWS vCPU does
 `--vcpu-speed` times the work of one core of the benchmark machine; writes cost the database
-what reads do. Only the Python standard library.
+what reads do. Only the Python standard library and the route list (atelier_bench.routes, which
+reads the OpenAPI descriptions): run it with the project's `.venv/bin/python`.
 """
 import argparse
 import json
@@ -29,20 +30,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_INPUT = ROOT / "docs" / "bench" / "fleet.json"
+from atelier_bench.routes import kinds_by_service
 
-# The route names the benchmark reports (INTERFACES.md), by service; the writes are the ones
-# that must stay on a service's primary database.
-ROUTES = {
-    "products": {"products_list": "read", "product": "read", "product_styles": "read",
-                 "product_related": "read"},
-    "qa": {"qa_questions": "read", "qa_answers": "read", "qa_question_post": "write",
-           "qa_answer_post": "write", "qa_question_helpful": "write", "qa_question_report": "write",
-           "qa_answer_helpful": "write", "qa_answer_report": "write"},
-    "reviews": {"reviews_list": "read", "reviews_meta": "read", "reviews_post": "write",
-                "reviews_helpful": "write", "reviews_report": "write"},
-}
+ROOT = Path(__file__).resolve().parents[2]
+# The latest dated fleet benchmark kept in docs/results/ (<date>-fleet.json; dates sort).
+DEFAULT_INPUT = max((ROOT / "docs" / "results").glob("*-fleet.json"), default=ROOT / "docs" / "results" / "fleet.json")
+
+# The route names the benchmark reports, by service, from the one route list (the OpenAPI
+# descriptions' operationIds); the writes are the ones that must stay on a service's primary.
+ROUTES = kinds_by_service()
 SERVICES = tuple(ROUTES)
 RATES = (1_000, 10_000, 50_000)
 # vCPUs of the instance types compared (x86, current generation, compute-optimised).
