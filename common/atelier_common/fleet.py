@@ -24,13 +24,14 @@ NGINX_MODULES = Path("/usr/lib/nginx/modules")
 VENV_BIN = Path(sys.executable).parent
 SERVICES = 3
 
-# The default layout, derived from the cores of the machine it runs on (docs/bench/README.md,
-# "The default layout"). One single-worker instance keeps a core busy (a gevent worker is
-# CPU-bound; its database waits overlap inside it), and a second process of the same tier on
-# the same cores finds no idle CPU: it only adds context switches and cold caches (measured:
-# CPU per request +35% to +110% from one instance per service to two on 2 cores). In the
-# page-load mix the instances use about half the machine's CPU, nginx about a quarter, so per
-# service: instances = its share of the cores the instances use, nginx workers likewise.
+# The default layout, derived from the cores of the machine it runs on (bench/README.md, "The
+# default layout"). One single-worker instance keeps a core busy (a gevent worker is CPU-bound;
+# its database waits overlap inside it), and a second process of the same tier on the same cores
+# finds no idle CPU: it only adds context switches and colder caches (measured on 2 cores: the
+# instances' CPU per request +15% to +31% from one instance per service to two; twice as much on
+# another machine of the same kind). In the page-load mix the instances use about half the
+# machine's CPU and nginx about a quarter, so per service: instances = its share of the cores the
+# instances use, nginx workers likewise.
 INSTANCE_SHARE = 0.5
 NGINX_SHARE = 0.25
 
