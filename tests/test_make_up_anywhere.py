@@ -1,4 +1,4 @@
-"""`make up` works from any folder a user can write to, and says little (issue 8).
+"""`make up` works from any folder a user can write to, and says little.
 
 A fresh clone of this repository's HEAD goes into a private (0700) folder, as root and as a normal
 user; `make up` must start the stack (each service's /readyz answers), print a short report (no

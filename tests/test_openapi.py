@@ -11,7 +11,6 @@
   (the sort aliases) is accepted; examples validate against their schemas.
 """
 import importlib
-import json
 import subprocess
 import sys
 from contextlib import closing

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -41,7 +40,7 @@ def substitute(expr: str) -> str:
 def prometheus(tmp_path):
     """Prometheus as `make prometheus` runs it: the committed config, targets from targets.py."""
     binary = shutil.which("prometheus")
-    assert binary, "Prometheus is not installed: apt-get install prometheus (.ci/run does it)"
+    assert binary, "Prometheus is not installed: `make test` installs it as root (tools/install.py)"
     shutil.copy(PROMETHEUS_DIR / "prometheus.yml", tmp_path / "prometheus.yml")
     port = free_port()
     process = subprocess.Popen(

@@ -22,8 +22,7 @@ from pathlib import Path
 
 from atelier_common import fleet
 from atelier_common.localpg import (DATA, ROOT, SERVICES, LocalPostgres, LocalPostgresError, database_url,
-                                    owner_database_url,
-                                    server_home, wait_for)
+                                    owner_database_url, server_home, wait_for)
 
 RUN = DATA / "run"
 LOGS = DATA / "logs"
@@ -262,7 +261,9 @@ def stop_units(names):
 def up(args):
     RUN.mkdir(parents=True, exist_ok=True)
     LOGS.mkdir(parents=True, exist_ok=True)
-    binary = fleet.ensure_nginx(say)
+    binary = fleet.nginx_binary()
+    if not binary:  # `make up` installs it first (tools/install.py)
+        raise StackError(f"nginx with its Lua module is missing: as root, `{fleet.install_command()}`")
     ensure_balancer_home()
     pg = LocalPostgres()
     urls = database_urls(pg)
@@ -334,7 +335,7 @@ def postmaster_pid(pg: LocalPostgres):
 
 
 def status(args):
-    """What runs (by pid file), as JSON for benchmarks (INTERFACES: status --json) or a table."""
+    """What runs (by pid file), as JSON for the benchmarks (atelier_bench.stack) or a table."""
     def caching(service):
         return sorted((name, pidfile) for name, pidfile in running_nginx(service).items()
                       if name != front_name(service))

@@ -4,12 +4,12 @@ with each figure repeated and its spread printed.
 A benchmark, not a test: it prints tables and writes `.data/bench/fleet.json` (read by the
 Terraform capacity model, infra/terraform/capacity.py).
 
-One page load of product p (the Atelier client's product page):
-    /products/p, /products/p/styles, /products/p/related,
-    for each related id r: /products/r, /products/r/styles, /reviews/meta?product_id=r,
-    /qa/questions?product_id=p&count=100, /reviews?product_id=p&count=100&sort=relevant,
-    /reviews/meta?product_id=p
-plus ~1% writes (PUT helpful on one of p's questions or reviews, POST a question or a review).
+One page load of product p is the front-end's product page as k6/lib/page-load.json defines it
+(k6 and the soak replay the same): p's product, styles and related list; for each related id a
+card (product, styles, ratings summary); p's questions, reviews and ratings summary. A share of
+the page loads also write once (about 1% of the requests), drawn by that file's weights among
+the writes the request files can carry (helpful and posts on p's first question or review; no
+answer ids, no reports: a reported question would fail the file's later writes on it).
 Product ids come from the loaded database: (a) uniformly from the last 10% of the ids,
 (b) Zipf popularity (s = 1.1) over all products, in a fixed random popularity order; related
 ids are the real related lists.
@@ -66,6 +66,8 @@ from atelier_bench import machine, visibility
 from atelier_bench import stack as local_stack
 from atelier_bench import wrk
 from atelier_bench.stats import percentile
+from atelier_bench.routes import by_name, page_reads, route_name
+from atelier_bench.routes import page_load as page_definition
 from atelier_common import fleet as local_fleet
 from atelier_common.localpg import DATA, ROOT, SERVICES, database_url
 
@@ -77,45 +79,17 @@ OUT = DATA / "bench"
 PORT_BASE = int(os.environ.get("ATELIER_PORT_BASE", "3001"))
 STATIC_PORT = PORT_BASE + 90  # the load generator's ceiling (public ports +0..2, instances +100..)
 ZIPF_S = 1.1
-WRITE_SHARE = 0.01
 # Page loads per second the request files are sized for (a file replays from its start when a
 # run outlasts it; the run then says so): above what the generator reaches on 2 cores.
 PAGE_LOADS_PER_SECOND = 450
 
-# Route names of docs/INTERFACES (k6 tags, metrics labels): (method, path pattern, name).
-ROUTES = [
-    ("GET", r"/products", "products_list"),
-    ("GET", r"/products/\d+", "product"),
-    ("GET", r"/products/\d+/styles", "product_styles"),
-    ("GET", r"/products/\d+/related", "product_related"),
-    ("GET", r"/qa/questions", "qa_questions"),
-    ("GET", r"/qa/questions/\d+/answers", "qa_answers"),
-    ("POST", r"/qa/questions", "qa_question_post"),
-    ("POST", r"/qa/questions/\d+/answers", "qa_answer_post"),
-    ("PUT", r"/qa/questions/\d+/helpful", "qa_question_helpful"),
-    ("PUT", r"/qa/questions/\d+/report", "qa_question_report"),
-    ("PUT", r"/qa/answers/\d+/helpful", "qa_answer_helpful"),
-    ("PUT", r"/qa/answers/\d+/report", "qa_answer_report"),
-    ("GET", r"/reviews", "reviews_list"),
-    ("GET", r"/reviews/meta", "reviews_meta"),
-    ("POST", r"/reviews", "reviews_post"),
-    ("PUT", r"/reviews/\d+/helpful", "reviews_helpful"),
-    ("PUT", r"/reviews/\d+/report", "reviews_report"),
-]
-_ROUTE_RES = [(method, re.compile(pattern + r"/?(\?.*)?$"), name) for method, pattern, name in ROUTES]
 _LOG_LINE = re.compile(r'"(\w+) (\S+) HTTP/[\d.]+" (\d{3}) \d+ rt=([\d.]+) .*cache=(\S*)')
 
 NEW_REVIEW = {"rating": 4, "summary": "Benchmark review", "recommend": True, "name": "bencher",
               "email": "bench@example.com",
               "body": "A review posted by the page-load benchmark, long enough for the fifty character rule."}
 NEW_QUESTION = {"body": "Does this run true to size?", "name": "bencher", "email": "bench@example.com"}
-
-
-def route_name(method: str, path: str):
-    for route_method, pattern, name in _ROUTE_RES:
-        if method == route_method and pattern.match(path):
-            return name
-    return None
+NEW_ANSWER = {"body": "It runs a little small.", "name": "bencher", "email": "bench@example.com", "photos": []}
 
 
 def say(message: str):
@@ -168,31 +142,37 @@ class Catalogue:
 
 
 def page_load(p: int, related: dict):
-    """(service, method, path, body) of one page load of product p, reads only."""
-    reads = [("products", "GET", f"/products/{p}", ""), ("products", "GET", f"/products/{p}/styles", ""),
-             ("products", "GET", f"/products/{p}/related", "")]
-    for r in related.get(p, []):
-        reads += [("products", "GET", f"/products/{r}", ""), ("products", "GET", f"/products/{r}/styles", ""),
-                  ("reviews", "GET", f"/reviews/meta?product_id={r}", "")]
-    reads += [("qa", "GET", f"/qa/questions?product_id={p}&count=100", ""),
-              ("reviews", "GET", f"/reviews?product_id={p}&count=100&sort=relevant", ""),
-              ("reviews", "GET", f"/reviews/meta?product_id={p}", "")]
-    return reads
+    """(service, method, path, body) of one page load of product p, reads only (k6/lib/page-load.json)."""
+    routes = by_name()
+    return [(routes[name].service, "GET", target, "") for name, target in page_reads(p, related.get(p, []))]
 
 
-def a_write(kind: int, p: int, question: dict, review: dict):
-    if kind == 0 and p in review:
-        return ("reviews", "PUT", f"/reviews/{review[p]}/helpful", "")
-    if kind == 1 and p in question:
-        return ("qa", "PUT", f"/qa/questions/{question[p]}/helpful", "")
-    if kind == 2:
-        return ("reviews", "POST", "/reviews", json.dumps({"product_id": p, **NEW_REVIEW}))
-    return ("qa", "POST", "/qa/questions", json.dumps({"product_id": p, **NEW_QUESTION}))
+# The writes a request file can carry: the ones whose ids the catalogue knows (no answer ids),
+# and no reports (a reported question or review vanishes: the file's later writes on it would fail).
+WRITABLE = ("qa_question_helpful", "qa_question_post", "qa_answer_post", "reviews_helpful", "reviews_post")
+
+
+def a_write(kind: str, p: int, question: dict, review: dict):
+    """(service, method, path, body) of one write of the given route name on product p."""
+    route = by_name()[kind]
+    if kind == "reviews_helpful" and p in review:
+        return (route.service, route.method, route.url(review[p]), "")
+    if kind in ("qa_question_helpful", "qa_answer_post") and p in question:
+        body = json.dumps(NEW_ANSWER) if kind == "qa_answer_post" else ""
+        return (route.service, route.method, route.url(question[p]), body)
+    if kind == "reviews_post":
+        return (route.service, route.method, route.path, json.dumps({"product_id": p, **NEW_REVIEW}))
+    route = by_name()["qa_question_post"]  # nothing of p's to act on
+    return (route.service, route.method, route.path, json.dumps({"product_id": p, **NEW_QUESTION}))
 
 
 def write_page_loads(catalogue: Catalogue, mix: str, seed: int, count: int, folder: Path) -> dict:
     """The request files the Lua script replays, one per service; returns counts."""
     rng = np.random.default_rng(seed)
+    definition = page_definition()
+    kinds = [k for k in definition["writes"] if k in WRITABLE]
+    weights = np.array([definition["writes"][k] for k in kinds], dtype=float)
+    weights /= weights.sum()
     products = [int(p) for p in catalogue.draw(mix, count, rng)]
     related, question, review = catalogue.lookups(products)
     folder.mkdir(parents=True, exist_ok=True)
@@ -201,11 +181,12 @@ def write_page_loads(catalogue: Catalogue, mix: str, seed: int, count: int, fold
     try:
         for page, p in enumerate(products):
             lines = page_load(p, related)
-            # One write per ~100 requests: this page load carries one with probability
-            # reads * share / (1 - share).
-            if rng.random() < len(lines) * WRITE_SHARE / (1 - WRITE_SHARE):
+            # A share of the page loads write once (about 1% of the requests), drawn by the
+            # page load's weights among the writes a file can carry.
+            if rng.random() < definition["write_share"]:
                 position = int(rng.integers(0, len(lines) + 1))
-                lines.insert(position, a_write(writes % 4, p, question, review))
+                kind = str(rng.choice(kinds, p=weights))
+                lines.insert(position, a_write(kind, p, question, review))
                 writes += 1
             for service, method, path, body in lines:
                 files[service].write(f"{page}\t{method}\t{path}\t{body}\n")

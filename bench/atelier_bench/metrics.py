@@ -25,7 +25,7 @@ from atelier_bench import wrk
 from atelier_bench.endpoint import Endpoint
 from atelier_bench.service import last_tenth, load_definitions, start_worker, wrk_run
 from atelier_common import fleet
-from atelier_common.localpg import database_url
+from atelier_common.localpg import SERVICES, database_url
 
 MODES = {"off": "0", "on": "1"}
 
@@ -38,7 +38,7 @@ def cpu_seconds(process) -> float:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("service", nargs="?", default="products", choices=("products", "qa", "reviews"))
+    parser.add_argument("service", nargs="?", default="products", choices=SERVICES)
     parser.add_argument("--endpoint", default=None,
                         help="name of the service's bench endpoint (default: its second, the first by id)")
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per round")

@@ -33,7 +33,7 @@ from atelier_bench import wrk
 from atelier_bench.endpoint import Endpoint
 from atelier_bench.stats import percentile
 from atelier_common import fleet
-from atelier_common.localpg import POSTGRES_BIN_PATH, ROOT, database_url, wait_for
+from atelier_common.localpg import POSTGRES_BIN_PATH, ROOT, SERVICES, database_url, wait_for
 
 
 def last_tenth(dsn: str, sql: str):
@@ -93,7 +93,7 @@ def load_definitions(service: str):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Benchmark one service: pgbench per query, wrk per endpoint.")
-    parser.add_argument("service", choices=("products", "qa", "reviews"))
+    parser.add_argument("service", choices=SERVICES)
     parser.add_argument("--calls", type=int, default=10000, help="pgbench calls per query")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per round")
     parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per endpoint (median reported)")
@@ -138,6 +138,9 @@ def main(argv=None):
     def median(name, key):
         return statistics.median(r[key] for r in runs[name])
 
+    def fmt(value):
+        return "" if value is None else f"{value:.3f}"
+
     trivial_rps = median(trivial.name, "rps")
     print(f"\n{args.service}: {started}, one gunicorn gevent worker, wrk -t1 -c{args.connections} "
           f"{args.seconds}s x {args.rounds} rounds (medians); pgbench -M prepared -c1, {args.calls} calls\n")
@@ -145,7 +148,6 @@ def main(argv=None):
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for e in [trivial, *endpoints]:
         q50, q99 = query.get(e.name, (None, None))
-        fmt = lambda v: "" if v is None else f"{v:.3f}"
         print(f"| {e.name} | {fmt(q50)} | {fmt(q99)} | {median(e.name, 'rps'):.0f} | "
               f"{median(e.name, 'rps') / trivial_rps:.0%} | {median(e.name, 'p50'):.1f} | "
               f"{median(e.name, 'p99'):.1f} | {sum(r['non2xx'] for r in runs[e.name])} |")

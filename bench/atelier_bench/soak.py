@@ -1,10 +1,11 @@
 """`make soak`: the page-load mix with writes at a steady rate through the balancers, for
 10 minutes (DURATION), against a running `make up` stack (or the URLs given).
 
-A page load is what the product page asks for: the product, its styles, related products,
-the first reviews, the ratings summary and the first questions. Page loads start at a fixed
-rate (an open model: a slow answer does not slow the arrivals down), and writes (a question, a
-review, a helpful vote) at their own fixed rate. It reports, per minute, requests, errors, p50
+A page load is what the product page asks for, as k6/lib/page-load.json defines it (k6 and the
+fleet benchmark replay the same): the product, its styles and related list, a card per related
+product, the questions, the reviews and the ratings summary. Page loads start at a fixed rate
+(an open model: a slow answer does not slow the arrivals down), and writes (drawn by that
+file's weights: posts and helpful votes) at their own fixed rate. It reports, per minute, requests, errors, p50
 and p99; the resident memory (RSS) of every gunicorn worker and nginx worker at the start and
 at the end; and fails (exit 1) on any error, a worker whose RSS grew by more than 25 % and
 50 MB, or a last-minute p99 more than twice the first full minute's (and above 50 ms).
@@ -22,11 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import requests
 
+from atelier_bench.routes import by_name, page_load, page_reads
 from atelier_bench.stack import status as stack_status
 from atelier_bench.stats import percentile
 from atelier_common.localpg import DATA, ROOT
 
 OUT = DATA / "soak"
+WRITABLE = ("qa_question_post", "qa_answer_post", "qa_question_helpful", "reviews_post", "reviews_helpful")
 
 
 def worker_memory(status: dict) -> dict:
@@ -79,43 +82,61 @@ class Soak:
         return body
 
     def page_load(self):
+        """One page load as k6/lib/page-load.json defines it (k6 and the fleet benchmark replay
+        the same): the product's own reads, a card per related product, the page's reads."""
         product = self.product()
-        self.call("product", "products", "GET", f"/products/{product}", expect=(200, 404))
-        self.call("product_styles", "products", "GET", f"/products/{product}/styles", expect=(200, 404))
-        self.call("product_related", "products", "GET", f"/products/{product}/related", expect=(200, 404))
-        reviews = self.call("reviews_list", "reviews", "GET", f"/reviews?product_id={product}&count=2&sort=relevant")
-        self.call("reviews_meta", "reviews", "GET", f"/reviews/meta?product_id={product}")
-        questions = self.call("qa_questions", "qa", "GET", f"/qa/questions?product_id={product}&count=4")
+        routes = by_name()
+
+        def read(name, target):
+            expect = (200, 404) if routes[name].service == "products" else (200,)
+            return self.call(name, routes[name].service, "GET", target, expect=expect)
+
+        definition = page_load()
+        own = [read(name, target) for name, target in page_reads(product, [])[:len(definition["product"])]]
+        related = own[definition["product"].index("product_related")]
+        try:
+            related_ids = related.json() if related is not None and related.status_code == 200 else []
+        except ValueError:
+            related_ids = []
+        answers = {name: read(name, target)
+                   for name, target in page_reads(product, related_ids)[len(definition["product"]):]}
         try:
             with self.lock:
-                self.question_ids += [q["question_id"] for q in questions.json()["results"]][:2]
-                self.review_ids += [r["review_id"] for r in reviews.json()["results"]][:2]
+                self.question_ids += [q["question_id"] for q in answers["qa_questions"].json()["results"]][:2]
+                self.review_ids += [r["review_id"] for r in answers["reviews_list"].json()["results"]][:2]
                 del self.question_ids[:-1000], self.review_ids[:-1000]
         except (AttributeError, ValueError, KeyError, TypeError):
             pass
 
     def write(self):
+        """One write, drawn by the page load's weights among the ones the soak can make (no
+        answer ids, no reports: a reported question or review would fail later votes on it)."""
         product = self.product()
-        roll = self.rng.random()
-        if roll < 0.4:
-            self.call("qa_question_post", "qa", "POST", "/qa/questions", expect=(201,), json={
-                "body": "Does this run true to size?", "name": "soak", "email": "soak@example.com",
-                "product_id": product})
-        elif roll < 0.6:
+        weights = {k: w for k, w in page_load()["writes"].items() if k in WRITABLE}
+        kind = self.rng.choices(list(weights), weights=list(weights.values()))[0]
+        route = by_name()[kind]
+        if kind in ("qa_question_helpful", "qa_answer_post") and self.question_ids:
+            question = self.rng.choice(self.question_ids)
+            body = {"json": {"body": "It runs a little small.", "name": "soak", "email": "soak@example.com",
+                             "photos": []}} if kind == "qa_answer_post" else {}
+            self.call(kind, route.service, route.method, route.url(question), expect=(route.status,), **body)
+        elif kind == "reviews_helpful" and self.review_ids:
+            review = self.rng.choice(self.review_ids)
+            self.call(kind, route.service, route.method, route.url(review), expect=(route.status,))
+        elif kind == "reviews_post":
             meta = self.call("reviews_meta", "reviews", "GET", f"/reviews/meta?product_id={product}")
             characteristics = {str(c["id"]): self.rng.randint(1, 5)
                                for c in meta.json()["characteristics"].values()} if meta is not None else {}
-            self.call("reviews_post", "reviews", "POST", "/reviews", expect=(201,), json={
+            self.call(kind, route.service, route.method, route.path, expect=(route.status,), json={
                 "product_id": product, "rating": self.rng.randint(1, 5), "summary": "Soak test",
                 "body": "Worn every day for a month and it still looks new; the fit is good.",
                 "recommend": True, "name": "soak", "email": "soak@example.com", "photos": [],
                 "characteristics": characteristics})
-        elif roll < 0.8 and self.question_ids:
-            question = self.rng.choice(self.question_ids)
-            self.call("qa_question_helpful", "qa", "PUT", f"/qa/questions/{question}/helpful", expect=(204,))
-        elif self.review_ids:
-            review = self.rng.choice(self.review_ids)
-            self.call("reviews_helpful", "reviews", "PUT", f"/reviews/{review}/helpful", expect=(204,))
+        else:  # a question post, or nothing yet to vote on
+            route = by_name()["qa_question_post"]
+            self.call(route.name, route.service, route.method, route.path, expect=(route.status,), json={
+                "body": "Does this run true to size?", "name": "soak", "email": "soak@example.com",
+                "product_id": product})
 
     def run(self, duration: float, page_rate: float, write_rate: float, clients: int):
         late = 0
@@ -156,8 +177,8 @@ def minute_table(samples) -> list:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=float(os.environ.get("DURATION", 600)))
-    parser.add_argument("--page-rate", type=float, default=float(os.environ.get("PAGE_RATE", 15)),
-                        help="page loads started per second (6 requests each)")
+    parser.add_argument("--page-rate", type=float, default=float(os.environ.get("PAGE_RATE", 5)),
+                        help="page loads started per second (about 19 requests each on the sample data)")
     parser.add_argument("--write-rate", type=float, default=float(os.environ.get("WRITE_RATE", 3)),
                         help="writes per second")
     parser.add_argument("--clients", type=int, default=32)

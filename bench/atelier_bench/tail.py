@@ -1,6 +1,6 @@
 """The per-endpoint tail through the balancers: `make bench-tail` (a benchmark, not a test).
 
-Issue 9's tail target: with the cache off (`make up CACHE=0`), each read endpoint, one after
+The tail target: with the cache off (`make up CACHE=0`), each read endpoint, one after
 another, under `wrk -t1 -c50` with ids drawn uniformly from the last 10% of their range, through
 the service's balancer. Prints req/s, p50, p99 and non-2xx per endpoint (median of --rounds
 runs), plus the balancer's /healthz (it always reaches an instance) as the trivial reference.
@@ -16,9 +16,9 @@ import time
 
 from atelier_bench import stack, wrk
 from atelier_bench.service import last_tenth
-from atelier_common.localpg import database_url
+from atelier_common.localpg import SERVICES, database_url
 
-# (route name as in docs/INTERFACES, service, path with {id}, SQL giving the id range)
+# (route name: the OpenAPI operationId (tests/test_routes.py), service, path with {id}, SQL giving the id range)
 PRODUCT_IDS = "SELECT min(id), max(id) FROM product"
 ENDPOINTS = [
     ("healthz", "products", "/healthz", None),
@@ -43,11 +43,11 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--only", help="route names, comma-separated")
     parser.add_argument("--label", default="", help="printed in the table's heading")
-    for service in ("products", "qa", "reviews"):
+    for service in SERVICES:
         parser.add_argument(f"--{service}", help=f"{service} base URL (default: from stack.py status)")
     args = parser.parse_args(argv)
     wrk.require()
-    urls = {s: getattr(args, s) for s in ("products", "qa", "reviews")}
+    urls = {s: getattr(args, s) for s in SERVICES}
     if not all(urls.values()):
         urls = {**stack.status()["urls"], **{s: u for s, u in urls.items() if u}}
     chosen = [e for e in ENDPOINTS if not args.only or e[0] in args.only.split(",")]

@@ -103,7 +103,7 @@ class FairSlots:
     gevent's Semaphore lets a greenlet that calls acquire() while a slot is free take it, even
     when others wait: release() only schedules the wake-up of the first waiter, and any request
     that arrives before the hub runs it barges in. With 25 requests in flight on a worker and 10
-    connections, a waiter could lose that race again and again (the 100-200 ms p99 of issue 9).
+    connections, a waiter could lose that race again and again (a 100-200 ms p99 under load).
     Here release() hands its slot straight to the oldest waiter, and nobody takes a free slot
     while anyone waits."""
 

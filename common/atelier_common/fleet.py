@@ -21,7 +21,6 @@ from .localpg import DATA, ROOT, wait_for
 
 RENDER = ROOT / "infra" / "nginx" / "render.py"
 NGINX_MODULES = Path("/usr/lib/nginx/modules")
-NGINX_PACKAGES = ("nginx", "libnginx-mod-http-lua", "libnginx-mod-http-js", "libnginx-mod-http-cache-purge")
 VENV_BIN = Path(sys.executable).parent
 SERVICES = 3
 
@@ -60,27 +59,8 @@ def nginx_binary():
 
 
 def install_command() -> str:
-    return f"apt-get update && apt-get install -y {' '.join(NGINX_PACKAGES)}"
-
-
-def ensure_nginx(say) -> str:
-    """nginx with its Lua module: installed from Debian's packages when missing and we are root;
-    otherwise the exact command to run is printed and we stop."""
-    binary = nginx_binary()
-    if binary:
-        return binary
-    if os.geteuid() != 0:
-        raise SystemExit(f"nginx (with its Lua module) is missing. Install it as root:\n  {install_command()}")
-    say(f"nginx is missing: {install_command()}")
-    environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=environment)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *NGINX_PACKAGES], check=True, env=environment)
-    # Debian starts its own nginx on install (port 80): the project runs its own instances.
-    subprocess.run(["sh", "-c", "service nginx stop || true"], capture_output=True)
-    binary = nginx_binary()
-    if not binary:
-        raise SystemExit("nginx is still missing after the install")
-    return binary
+    """What installs nginx with its modules (tools/install.py holds the package names)."""
+    return "make install"
 
 
 def pid_alive(pidfile: Path):

@@ -3,7 +3,8 @@
 Used only when no database URL is configured. Data lives under `.data/` (gitignored). Each
 service gets its own database with two login roles (roles.py): `<service>_owner` owns it (the
 loader, schema changes) and `<service>`, the one the service runs with, may only read and write
-its rows; neither can connect to another service's database. Generated passwords are kept in `.data/credentials.env` (mode 0600), never in the repository.
+its rows; neither can connect to another service's database. Generated passwords are kept in
+`.data/credentials.env` (mode 0600), never in the repository.
 PostgreSQL refuses to run as root, so as root the server runs as the system user `atelierdb`,
 which often cannot enter the clone (root's home and `mktemp -d` folders are 0700). Rather than
 open the user's folders, the server then keeps its binaries (a copy of the wheel's) and its data

@@ -8,9 +8,15 @@
 - `serve(service, database_url, **env)`: the service under real gunicorn + gevent on a free
   port, for what the Flask test client cannot show (concurrency, the pool, real sockets);
   `serve_module` keeps its servers for a whole test module.
+- In a service's own tests (services/<name>/tests/): `service` (its name), `database_url` (a
+  fresh database per test module), `app` (the service's Flask app on it) and `client` (its test
+  client). A module overrides `app` for other settings; a service's conftest.py adds only what
+  is its own (`db` helpers).
 """
-from contextlib import contextmanager
+import importlib
 import itertools
+from contextlib import contextmanager
+from pathlib import Path
 import os
 import secrets
 import socket
@@ -144,3 +150,29 @@ def serve_module():
     """The same, the servers living as long as the test module."""
     with _gunicorn_servers() as start:
         yield start
+
+
+@pytest.fixture(scope="module")
+def service(request) -> str:
+    """The service whose tests these are: `<name>` of services/<name>/tests/."""
+    path = Path(request.path).resolve()
+    for folder in path.parents:
+        if folder.parent.name == "services":
+            return folder.name
+    raise pytest.UsageError(f"{path} is not in services/<name>/: define the `service` fixture")
+
+
+@pytest.fixture(scope="module")
+def database_url(database_factory, service):
+    """A fresh database of the service for the test module (the runtime role's URL; `.owner`)."""
+    return database_factory(service)
+
+
+@pytest.fixture(scope="module")
+def app(database_url, service):
+    return importlib.import_module(service).create_app({"database_url": database_url})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

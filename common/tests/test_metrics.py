@@ -14,11 +14,12 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from atelier_bench.routes import all_routes
 from atelier_common.metrics import LATENCY_BUCKETS, WorkerTally, _Buckets
 
-# The route names agreed with k6 and the benchmarks (docs/metrics.md), plus the operational ones.
-PRODUCTS_ROUTES = {"products_list", "product", "product_styles", "product_related",
-                   "healthz", "readyz", "metrics", "unmatched", "preflight"}
+# The products routes (the OpenAPI operationIds, tests/test_routes.py), plus the operational ones.
+PRODUCTS_ROUTES = {r.name for r in all_routes() if r.service == "products"} | {
+    "healthz", "readyz", "metrics", "unmatched", "preflight"}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,10 @@ def test_counts_survive_worker_restarts(serve, database_url, tmp_path):
     base = serve("products", database_url, WEB_CONCURRENCY=1, MAX_REQUESTS=20, MAX_REQUESTS_JITTER=0,
                  METRICS_FLUSH_SECONDS=3600, PROMETHEUS_MULTIPROC_DIR=folder)
     served = 0  # (not /healthz: serve() polls it, and may give up on one that is answered later)
-    workers_started = lambda: len(glob.glob(os.path.join(folder, "counter_*.db")))  # one file each
+
+    def workers_started():
+        return len(glob.glob(os.path.join(folder, "counter_*.db")))  # one file each
+
     deadline = time.monotonic() + 30
     while workers_started() < 3 and time.monotonic() < deadline:  # two restarts at least
         served += requests.get(base + "/products/1", timeout=5).status_code == 200

@@ -410,7 +410,7 @@ def build_pools(seed: int) -> dict[str, Pool]:
 
     # product names grouped per category (rows pick inside their category's block)
     names, name_block = [], []
-    for cat, _w, _shoe, nouns in CATEGORIES:
+    for _cat, _w, _shoe, nouns in CATEGORIES:
         block = sorted({"%s %s" % (a, nn) for a in _ADJ for nn in nouns})
         name_block.append((len(names), len(block)))
         names += [csv_quote(x) + b"," for x in block]

@@ -347,7 +347,7 @@ def test_manifest_lines_show_their_dirt(dirty):
         elif kind == "rating_out_of_range":
             assert rec[2].lstrip("-").isdigit() and not 1 <= int(rec[2]) <= 5
         elif kind == "duplicate_id":
-            earlier = [l for l, r in data[f][1:] if l < line and r[0] == rid]
+            earlier = [n for n, r in data[f][1:] if n < line and r[0] == rid]
             assert earlier, (f, line)
         else:
             pytest.fail("unknown kind " + kind)

@@ -14,7 +14,6 @@ import argparse
 import csv
 import gzip
 import re
-import sys
 import time
 import urllib.request
 from collections import Counter

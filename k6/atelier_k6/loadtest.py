@@ -87,7 +87,7 @@ def base_urls() -> dict:
     base = int(os.environ.get("ATELIER_PORT_BASE", "3001"))
     return {f"{service.upper()}_BASE_URL": os.environ.get(f"{service.upper()}_BASE_URL",
                                                          f"http://127.0.0.1:{base + i}")
-            for i, service in enumerate(("products", "qa", "reviews"))}
+            for i, service in enumerate(SERVICES)}
 
 
 def influx_url(value: str) -> str:

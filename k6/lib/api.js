@@ -1,8 +1,10 @@
-// The Atelier API as k6 sees it: base URLs from __ENV, one URL builder per route, and every
-// request tagged with its route name (`name`, the names shared with the services' metrics and
-// the benchmarks) and checked (status and a key of the body), never logged.
+// The Atelier API as k6 sees it: base URLs from __ENV, one URL builder per route (routes.js: from
+// the OpenAPI descriptions), and every request tagged with its route name (`name`: the
+// operationId, shared with the services' metrics and the benchmarks) and checked (status and a
+// key of the body), never logged.
 import http from 'k6/http';
 import { check } from 'k6';
+import { fillPath, OPENAPI_ROUTES, PAGE_LOAD } from './routes.js';
 
 export const BASE = {
   products: __ENV.PRODUCTS_BASE_URL || 'http://127.0.0.1:3001',
@@ -10,7 +12,7 @@ export const BASE = {
   reviews: __ENV.REVIEWS_BASE_URL || 'http://127.0.0.1:3003',
 };
 
-// Route name -> what a good response looks like; `kind` picks the SLO (profiles.js).
+// What a good response's body looks like.
 const has = (selector) => (r) => {
   if (r.status >= 300) return false;
   try {
@@ -24,50 +26,60 @@ const created = (location) => (r) => r.body === 'Created'
   && new RegExp(`^${location}/\\d+$`).test(r.headers.Location || '');
 const empty = (r) => !r.body;
 
-export const ROUTES = {
-  products_list: { kind: 'read', status: 200, body: has('0.id') },
-  product: { kind: 'read', status: 200, body: has('features') },
-  product_styles: { kind: 'read', status: 200, body: has('results') },
-  product_related: { kind: 'read', status: 200, body: has('#') },
-  qa_questions: { kind: 'read', status: 200, body: has('results') },
-  qa_answers: { kind: 'read', status: 200, body: has('results') },
-  qa_question_post: { kind: 'write', status: 201, body: created('/qa/questions') },
-  qa_answer_post: { kind: 'write', status: 201, body: created('/qa/answers') },
-  qa_question_helpful: { kind: 'write', status: 204, body: empty },
-  qa_question_report: { kind: 'write', status: 204, body: empty },
-  qa_answer_helpful: { kind: 'write', status: 204, body: empty },
-  qa_answer_report: { kind: 'write', status: 204, body: empty },
-  reviews_list: { kind: 'read', status: 200, body: has('results') },
-  reviews_meta: { kind: 'read', status: 200, body: has('characteristics') },
-  reviews_post: { kind: 'write', status: 201, body: created('/reviews') },
-  reviews_helpful: { kind: 'write', status: 204, body: empty },
-  reviews_report: { kind: 'write', status: 204, body: empty },
+// Route name -> what a good response's body looks like. The rest of a route (its service,
+// method, path, kind and success status) comes from the OpenAPI descriptions (routes.js); a
+// route missing here, or one here the descriptions do not have, stops k6 before it starts.
+const BODY_CHECKS = {
+  products_list: has('0.id'),
+  product: has('features'),
+  product_styles: has('results'),
+  product_related: has('#'),
+  qa_questions: has('results'),
+  qa_answers: has('results'),
+  qa_question_post: created('/qa/questions'),
+  qa_answer_post: created('/qa/answers'),
+  qa_question_helpful: empty,
+  qa_question_report: empty,
+  qa_answer_helpful: empty,
+  qa_answer_report: empty,
+  reviews_list: has('results'),
+  reviews_meta: has('characteristics'),
+  reviews_post: created('/reviews'),
+  reviews_helpful: empty,
+  reviews_report: empty,
 };
+const unchecked = Object.keys(OPENAPI_ROUTES).filter((name) => !(name in BODY_CHECKS));
+const unknown = Object.keys(BODY_CHECKS).filter((name) => !(name in OPENAPI_ROUTES));
+if (unchecked.length || unknown.length) {
+  throw new Error(`k6/lib/api.js and the OpenAPI descriptions disagree: no check for [${unchecked}], `
+    + `no route [${unknown}]`);
+}
+
+export const ROUTES = Object.fromEntries(Object.entries(OPENAPI_ROUTES)
+  .map(([name, route]) => [name, { ...route, body: BODY_CHECKS[name] }]));
 
 // The kinds of the given routes, the argument of profiles.thresholds().
 export function kinds(routes) {
   return Object.fromEntries(routes.map((route) => [route, ROUTES[route].kind]));
 }
 
-export const url = {
-  products_list: (page) => `${BASE.products}/products?page=${page}&count=5`,
-  product: (id) => `${BASE.products}/products/${id}`,
-  product_styles: (id) => `${BASE.products}/products/${id}/styles`,
-  product_related: (id) => `${BASE.products}/products/${id}/related`,
-  qa_questions: (productId) => `${BASE.qa}/qa/questions?product_id=${productId}&count=100`,
-  qa_answers: (questionId) => `${BASE.qa}/qa/questions/${questionId}/answers?count=100`,
-  qa_question_post: () => `${BASE.qa}/qa/questions`,
-  qa_answer_post: (questionId) => `${BASE.qa}/qa/questions/${questionId}/answers`,
-  qa_question_helpful: (id) => `${BASE.qa}/qa/questions/${id}/helpful`,
-  qa_question_report: (id) => `${BASE.qa}/qa/questions/${id}/report`,
-  qa_answer_helpful: (id) => `${BASE.qa}/qa/answers/${id}/helpful`,
-  qa_answer_report: (id) => `${BASE.qa}/qa/answers/${id}/report`,
-  reviews_list: (productId) => `${BASE.reviews}/reviews?product_id=${productId}&count=100&sort=relevant`,
-  reviews_meta: (productId) => `${BASE.reviews}/reviews/meta?product_id=${productId}`,
-  reviews_post: () => `${BASE.reviews}/reviews`,
-  reviews_helpful: (id) => `${BASE.reviews}/reviews/${id}/helpful`,
-  reviews_report: (id) => `${BASE.reviews}/reviews/${id}/report`,
-};
+// Each read's query: the page load's (page-load.json) and the lists' first page. A value
+// "{...}" takes the URL builder's next argument after the path's own parameters.
+const QUERY = { ...PAGE_LOAD.query, products_list: { page: '{page}', count: 5 }, qa_answers: { count: 100 } };
+
+function target(route, args) {
+  const inPath = (ROUTES[route].path.match(/\{[^}]+\}/g) || []).length;
+  const rest = args.slice(inPath);
+  let next = 0;
+  const query = Object.entries(QUERY[route] || {})
+    .map(([key, value]) => `${key}=${String(value).replace(/^\{[^}]+\}$/, () => String(rest[next++]))}`);
+  const path = fillPath(route, args.slice(0, inPath));
+  return query.length ? `${path}?${query.join('&')}` : path;
+}
+
+// Route name -> (its parameters...) -> the full URL, at the route's service.
+export const url = Object.fromEntries(Object.keys(ROUTES)
+  .map((name) => [name, (...args) => BASE[ROUTES[name].service] + target(name, args)]));
 
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from atelier_common.localpg import ROOT, SERVICES
+from atelier_common.localpg import SERVICES
 from atelier_common.testing import free_port
 
 PYTHON = sys.executable

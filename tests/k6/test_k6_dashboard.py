@@ -5,11 +5,12 @@ substituted as Grafana does) and must return points."""
 import json
 import re
 
+from atelier_bench.routes import page_load
 from atelier_common.localpg import ROOT
 
 DASHBOARD = json.loads((ROOT / "infra" / "grafana" / "dashboards" / "k6.json").read_text())
-ROUTES = {"product", "product_styles", "product_related", "qa_questions", "reviews_list",
-          "reviews_meta"}
+# The reads of a page load (k6/lib/page-load.json): what the smoke run's page-load script asks for.
+ROUTES = {name for part in ("product", "each_related", "page") for name in page_load()[part]}
 
 
 def values(series_list) -> list:

@@ -81,7 +81,8 @@ def production():
 def infra_tool(name):
     tool = INFRA_VENV / "bin" / name
     if not tool.exists():
-        pytest.fail(f"{tool} is missing: `make test` (the whole suite) or `make infra-tools` installs the Terraform checks' tools into {INFRA_VENV}")
+        pytest.fail(f"{tool} is missing: `make test` (the whole suite) or `make infra-tools` installs the "
+                    f"Terraform checks' tools into {INFRA_VENV}")
     return tool
 
 

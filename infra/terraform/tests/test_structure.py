@@ -1,4 +1,4 @@
-"""The shape issue 13 asks for, read from the Terraform files: each service its own fleet,
+"""The shape asked of the infrastructure, read from the Terraform files: each service its own fleet,
 balancer and database from one map; databases private and reachable only from their own
 fleet; the balancer the only public entry; health checks on /readyz; pinned providers; remote
 state; no secret in the code."""
@@ -114,7 +114,7 @@ def test_database_is_reachable_only_from_its_own_fleet(modules, production):
     assert "client_security_group_id" not in production.text()
     assert production.named("module")["service_fleet"]["database"] == "${module.database[each.key]}"
     assert "client_security_group_id" in modules["service_fleet"].named("variable")["database"]["type"]
-    for name, template in modules["service_fleet"].resources("aws_launch_template").items():
+    for template in modules["service_fleet"].resources("aws_launch_template").values():
         assert "${var.database.client_security_group_id}" in template["vpc_security_group_ids"]
 
 

@@ -13,15 +13,15 @@ PRODUCTS_PAGE = Statement("products_page", """
       FROM (SELECT * FROM product ORDER BY id LIMIT $1 OFFSET $2) AS page
 """)
 
-PRODUCT = Statement("product_detail",
+PRODUCT = Statement("products_product",
                     "SELECT detail FROM product_document WHERE product_id = $1")
 
-PRODUCT_RELATED = Statement("product_related",
+PRODUCT_RELATED = Statement("products_product_related",
                             "SELECT related FROM product_document WHERE product_id = $1")
 
 # Styles, photos and skus in id order, each from an index on (parent id, id); the placeholders
 # are the original API's, which real front-ends index without a guard.
-PRODUCT_STYLES = Statement("product_styles", """
+PRODUCT_STYLES = Statement("products_product_styles", """
     SELECT json_build_object('product_id', p.id::text, 'results', coalesce(
                (SELECT json_agg(json_build_object(
                            'style_id', s.id, 'name', s.name,

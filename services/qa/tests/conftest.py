@@ -1,4 +1,4 @@
-"""Fixtures for the Q&A tests: a module-scoped database and app, and `db`, direct access to
+"""The Q&A tests' own fixtures (database_url, app and client: atelier_common.testing): `db`, direct access to
 that database for the rows a test writes itself and for before/after snapshots."""
 import itertools
 import json
@@ -7,7 +7,6 @@ from contextlib import closing
 import psycopg2
 import pytest
 
-from qa import create_app
 
 TABLES = ("question", "answer", "answer_photo")
 _product_ids = itertools.count(1_000_001)
@@ -64,21 +63,6 @@ class Database:
             state[table] = self.execute(f"SELECT * FROM {table} ORDER BY id")
             state[table + " sequence"] = self.execute(f"SELECT last_value, is_called FROM {table}_id_seq")
         return state
-
-
-@pytest.fixture(scope="module")
-def database_url(database_factory):
-    return database_factory("qa")
-
-
-@pytest.fixture(scope="module")
-def app(database_url):
-    return create_app({"database_url": database_url})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Fixtures of the Ratings & Reviews tests: a fresh database per test module, the app on it."""
+"""The Ratings & Reviews tests' own fixtures (database_url, app and client: atelier_common.testing):
+`db`, a direct connection to the module's database, and `helpers`."""
 import json
 import math
 from fractions import Fraction
@@ -8,7 +9,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from reviews import create_app, queries
+from reviews import queries
 
 
 class StatementConnection(psycopg2.extensions.connection):
@@ -17,21 +18,6 @@ class StatementConnection(psycopg2.extensions.connection):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.prepared = set()
-
-
-@pytest.fixture(scope="module")
-def database_url(database_factory):
-    return database_factory("reviews")
-
-
-@pytest.fixture(scope="module")
-def app(database_url):
-    return create_app({"database_url": database_url})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture(scope="module")

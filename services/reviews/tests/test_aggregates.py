@@ -106,7 +106,7 @@ def test_concurrent_posts_reports_and_helpfuls_under_gunicorn_stay_exact(serve, 
 
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(run, jobs))
-    for (method, path, body), status in results:
+    for (method, _path, body), status in results:
         if method == "PUT":
             assert status == 204
         else:
