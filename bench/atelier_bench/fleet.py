@@ -69,7 +69,7 @@ from atelier_bench.stats import percentile
 from atelier_bench.routes import by_name, page_reads, route_name
 from atelier_bench.routes import page_load as page_definition
 from atelier_common import fleet as local_fleet
-from atelier_common.localpg import DATA, ROOT, SERVICES, database_url
+from atelier_common.localpg import DATA, SERVICES, database_url
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "lua" / "fleet.lua"
@@ -699,7 +699,7 @@ def print_tables(report: dict, args):
               "requests), Zipf steady:\n")
         print("| balancers | " + " | ".join(SERVICES) + " | server processes (per request of all) |")
         print("|---:|" + "---:|" * (len(SERVICES) + 1))
-        for (b, n, mix, cache), rs in groups(steady).items():
+        for (b, _n, _mix, _cache), rs in groups(steady).items():
             cells = []
             for s in SERVICES:
                 cells.append(spread([r["cpu_seconds"]["postgres_by_database"].get(s, 0) * 1e6
@@ -712,7 +712,7 @@ def print_tables(report: dict, args):
         routes = sorted({name for r in steady for d in r["balancers_detail"].values() for name in d["routes"]})
         print("| balancers | balancer | all GETs | " + " | ".join(routes) + " |")
         print("|---:|---|---:|" + "---:|" * len(routes))
-        for (b, n, mix, cache), rs in groups(steady).items():
+        for (b, _n, _mix, _cache), rs in groups(steady).items():
             for name in sorted({k for r in rs for k in r["balancers_detail"]}):
                 details = [r["balancers_detail"][name] for r in rs if name in r["balancers_detail"]]
                 cells = [spread([d["routes"].get(route, None) and d["routes"][route] * 100 for d in details],

@@ -5,9 +5,9 @@ read may reach any other. This probe, run beside the benchmark's traffic, writes
 balancer A and polls the view the write changed through balancer B until the new count shows:
 the delay from A's acknowledgement to the sending of the first read at B that shows it (reads
 follow each other every 2 ms). It also counts the trials still stale `pause` (10 ms) after the
-acknowledgement: what a browser's re-fetch through the other balancer would have met. Writes: `PUT /qa/questions/:id/helpful` and `PUT /reviews/:id/helpful` on
-popular products (each one's most helpful question or review, checked in the list sorted by
-that count), in turn.
+acknowledgement: what a browser's re-fetch through the other balancer would have met.
+Writes: `PUT /qa/questions/:id/helpful` and `PUT /reviews/:id/helpful` on popular products
+(each one's most helpful question or review, checked in the list sorted by that count), in turn.
 """
 import json
 import threading
