@@ -41,7 +41,7 @@ def test_a_taken_port_is_one_line_naming_it_and_the_next_start_works(prefix):
     assert "\n" not in message
     assert f"port {port} is taken" in message and "Address already in use" in message
     assert fleet_tools.pid_alive(prefix / "nginx.pid") is None
-    assert (prefix / "control.sock").is_socket()  # left behind by the failed start
+    assert fleet_tools.control_socket(prefix).is_socket()  # left behind by the failed start
 
     taken.close()
     assert fleet_tools.start_balancer(fleet_tools.nginx_binary(), conf, prefix / "nginx.pid") == "started"
