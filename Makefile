@@ -11,7 +11,7 @@ SEED ?= 1
 DATA ?= .data/csv/sample
 DIRTY ?=
 SERVICE ?=
-INSTANCES ?= 2
+INSTANCES ?=
 BALANCERS ?= 1
 CACHE ?= 1
 WRITE_RATE_LIMIT ?= 10
@@ -31,8 +31,8 @@ INFLUX ?=
 help: ## list the targets, by section
 	@awk 'BEGIN {FS = ":.*## "} /^##@ / {printf "\n%s\n", substr($$0, 5)} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-up: packages-up $(STAMP) ## PostgreSQL, sample data, INSTANCES=2 instances per service behind nginx [BALANCERS=1 CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
-	@$(PY) tools/stack.py up --scale $(SCALE) --instances $(INSTANCES) --balancers $(BALANCERS) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT) $(if $(READ_RATE_LIMIT),--read-rate-limit $(READ_RATE_LIMIT)) $(if $(CONNECTION_LIMIT),--connection-limit $(CONNECTION_LIMIT))
+up: packages-up $(STAMP) ## PostgreSQL, sample data, INSTANCES instances per service (default: from the cores) behind nginx [BALANCERS=1 CACHE=1 WRITE_RATE_LIMIT=10] (idempotent)
+	@$(PY) tools/stack.py up --scale $(SCALE) $(if $(INSTANCES),--instances $(INSTANCES)) --balancers $(BALANCERS) --cache $(CACHE) --write-rate-limit $(WRITE_RATE_LIMIT) $(if $(READ_RATE_LIMIT),--read-rate-limit $(READ_RATE_LIMIT)) $(if $(CONNECTION_LIMIT),--connection-limit $(CONNECTION_LIMIT))
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) tools/stack.py down; fi
@@ -113,8 +113,17 @@ bench-load: $(STAMP) ## time `make load` per file and step against the 3-minute 
 bench: packages-bench $(STAMP) ## one service on the loaded data (pgbench per query, wrk per endpoint): SERVICE=products|qa|reviews
 	$(PY) -m atelier_bench.service $(SERVICE)
 
-bench-fleet: packages-bench $(STAMP) ## the page-load mix through the balancers, INSTANCES 1, 2, 4 (bench/README.md)
-	flock /tmp/atelier-bench.lock $(PY) -m atelier_bench.fleet
+# bench-fleet: STEADY seconds of Zipf traffic before the measured runs, REPEATS runs per figure,
+# BALANCERS (1 and 2 unless given), INSTANCES (the machine's default unless given), LOAD (what
+# else ran on the machine, printed with the figures).
+STEADY ?= 180
+REPEATS ?= 3
+LOAD ?=
+comma := ,
+FLEET_BALANCERS = $(if $(filter command line environment,$(origin BALANCERS)),$(BALANCERS),1$(comma)2)
+
+bench-fleet: packages-bench $(STAMP) ## the page-load mix through the balancers, steady state, BALANCERS 1 and 2 [STEADY=180 REPEATS=3] (bench/README.md)
+	flock /tmp/atelier-bench.lock $(PY) -m atelier_bench.fleet --steady $(STEADY) --repeats $(REPEATS) --balancers $(FLEET_BALANCERS) $(if $(INSTANCES),--instances $(INSTANCES)) $(if $(LOAD),--load "$(LOAD)")
 
 bench-tail: packages-bench $(STAMP) ## each read endpoint's tail through the running balancers (make up CACHE=0 first)
 	flock /tmp/atelier-bench.lock $(PY) -m atelier_bench.tail

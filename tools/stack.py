@@ -135,6 +135,11 @@ def listener_pidfile(name: str) -> Path:
     return RUN / f"listener-{name}.pid"
 
 
+def caching_port(service: str, name: str) -> int:
+    """The port of the caching balancer `name` (see balancer_names)."""
+    return PORTS[service] if name == service else balancer_port(service, int(name.rsplit("-", 1)[1]))
+
+
 def public_name(service: str) -> str:
     """The nginx on the service's public port now: the front when one runs, else the balancer."""
     return front_name(service) if fleet.pid_alive(balancer_pidfile(front_name(service))) else service
@@ -364,6 +369,11 @@ def status(args):
                             for s in SERVICES},
         "listeners": {s: [pid for name, _ in caching(s) if (pid := fleet.pid_alive(listener_pidfile(name)))]
                       for s in SERVICES},
+        # ... and, for benchmarks, where each caching balancer answers and logs.
+        "caching_balancers": {s: [{"name": name, "pid": fleet.pid_alive(pidfile),
+                                   "url": f"http://127.0.0.1:{caching_port(s, name)}",
+                                   "access_log": str(balancer_prefix(name) / "access.log")}
+                                  for name, pidfile in caching(s)] for s in SERVICES},
         "instances": {s: [pid for _, pidfile in sorted(running_instances(s).items())
                           if (pid := fleet.pid_alive(pidfile))] for s in SERVICES},
         "urls": {s: f"http://127.0.0.1:{PORTS[s]}" for s in SERVICES},
@@ -394,8 +404,9 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     up_parser = sub.add_parser("up")
     up_parser.add_argument("--scale", default="0.01", help="sample data scale when none exists")
-    up_parser.add_argument("--instances", type=int, default=2, choices=range(1, 11), metavar="1..10",
-                           help="gunicorn instances per service")
+    up_parser.add_argument("--instances", type=int, default=None, choices=range(1, 11), metavar="1..10",
+                           help="gunicorn instances per service (default: from the machine's cores, "
+                                "atelier_common.fleet.default_instances)")
     up_parser.add_argument("--balancers", type=int, default=1, choices=range(1, 10), metavar="1..9",
                            help="caching balancers per service (several: behind a round-robin front)")
     up_parser.add_argument("--cache", type=int, choices=(0, 1), default=1, help="the balancers' cache")
@@ -412,6 +423,8 @@ def main():
     status_parser.add_argument("--json", action="store_true")
     sub.add_parser("clean")
     args = parser.parse_args()
+    if getattr(args, "instances", 0) is None:
+        args.instances = fleet.default_instances()
     try:
         {"up": up, "down": down, "flush": flush, "status": status, "clean": clean}[args.command](args)
     except (LocalPostgresError, StackError, fleet.FleetError, TimeoutError, subprocess.CalledProcessError,

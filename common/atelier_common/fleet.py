@@ -22,6 +22,31 @@ from .localpg import DATA, ROOT, wait_for
 RENDER = ROOT / "infra" / "nginx" / "render.py"
 NGINX_MODULES = Path("/usr/lib/nginx/modules")
 VENV_BIN = Path(sys.executable).parent
+SERVICES = 3
+
+# The default layout, derived from the cores of the machine it runs on (bench/README.md, "The
+# default layout"). One single-worker instance keeps a core busy (a gevent worker is CPU-bound;
+# its database waits overlap inside it), and a second process of the same tier on the same cores
+# finds no idle CPU: it only adds context switches and colder caches (measured on 2 cores: the
+# instances' CPU per request +15% to +31% from one instance per service to two; twice as much on
+# another machine of the same kind). In the page-load mix the instances use about half the
+# machine's CPU and nginx about a quarter, so per service: instances = its share of the cores the
+# instances use, nginx workers likewise.
+INSTANCE_SHARE = 0.5
+NGINX_SHARE = 0.25
+
+
+def default_instances(cores: int = None) -> int:
+    """Single-worker instances per service for a machine of `cores` cores (this one's by default):
+    at least 1; 1 up to 8 cores, 2 at 12, 5 at 32."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, round(cores * INSTANCE_SHARE / SERVICES))
+
+
+def default_nginx_workers(cores: int = None) -> int:
+    """nginx worker processes per balancer (NGINX_WORKERS unset): at least 1; 1 up to 16 cores."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, round(cores * NGINX_SHARE / SERVICES))
 LISTENER_NICE = -10
 
 
@@ -106,7 +131,7 @@ def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile:
         _reachable_by_workers(prefix)
     args = [sys.executable, str(RENDER), "--service", service, "--listen", listen,
             "--prefix", str(prefix), "--pid", str(pidfile),
-            "--workers", os.environ.get("NGINX_WORKERS", "auto"), *extra]
+            "--workers", os.environ.get("NGINX_WORKERS") or str(default_nginx_workers()), *extra]
     args += ["--front"] if front else ["--cache", str(cache), "--write-rate-limit", str(write_rate_limit),
                                        "--read-rate-limit", str(read_rate_limit),
                                        "--connection-limit", str(connection_limit)]
