@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from atelier_common import fleet as fleet_tools
-from atelier_common.localpg import DATA, wait_for
+from atelier_common.localpg import wait_for
 from atelier_common.testing import answers
 
 if os.geteuid() != 0:
