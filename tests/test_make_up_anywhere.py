@@ -22,6 +22,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -76,10 +77,12 @@ def _free_port_base(count: int) -> int:
     raise RuntimeError("no free ports")
 
 
-def _ready(port: int) -> int:
+def _ready(port: int, path: str = "/readyz") -> int:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
     except OSError:
         return 0
 
@@ -121,6 +124,10 @@ def _make_up_and_down(user: str, wheelhouse: Path):
         output = [line for line in (up.stdout + up.stderr).splitlines() if not MACHINE_NOTICE.match(line)]
         assert up.returncode == 0, "\n".join(output[-30:])
         assert [_ready(base + i) for i in range(3)] == [200, 200, 200]
+        # A real read through each balancer: its Lua runs in nginx's workers, which (as root)
+        # run as nobody and cannot read the private clone.
+        reads = ["/products/1", "/qa/questions?product_id=1", "/reviews/meta?product_id=1"]
+        assert [_ready(base + i, path) for i, path in enumerate(reads)] == [200, 200, 200]
         noisy = [line for line in output if NOISE.search(line)]
         assert noisy == [], noisy
         assert len(output) <= MAX_LINES, "\n".join(output)
