@@ -3,12 +3,15 @@ Manager) and its grants, connected as the owner (the RDS master user, which may 
 
     <SERVICE>_OWNER_DATABASE_URL=... RUNTIME_PASSWORD=... python infra/terraform/runtime_role.py <service>
 
-The grants are the project's least-privilege split (common/atelier_common/roles.py). Running it
+The grants are the project's least-privilege split (common/atelier_common/roles.py). First it
+creates any table of the release's schema.sql that the database lacks (a table that is not
+bulk-loaded, such as idempotency_key, reaching a database loaded by an earlier release). Running it
 again sets the current password (rotation) and changes nothing else.
 """
 import base64
 import hashlib
 import hmac
+import importlib.util
 import os
 import sys
 from contextlib import closing
@@ -17,6 +20,7 @@ import psycopg2
 from psycopg2 import sql
 
 from atelier_common.roles import grant_runtime_privileges, owner_role
+from atelier_common.schema import add_missing_tables
 
 
 SCRAM_ITERATIONS = 4096  # PostgreSQL's default (scram_iterations)
@@ -60,6 +64,9 @@ def main(argv=None) -> int:
     if not url or not password:
         print(f"runtime_role: set {url_variable} and RUNTIME_PASSWORD", file=sys.stderr)
         return 2
+    if importlib.util.find_spec(service) is not None:  # the service's package (its sql/schema.sql)
+        for table in add_missing_tables(url, service):
+            print(f"runtime_role: {service}: created the missing table {table}")
     with closing(psycopg2.connect(url)) as conn:
         ensure_login_role(conn, service, password)
         grant_runtime_privileges(conn, owner_role(service), service)
