@@ -110,7 +110,7 @@ def test_serve_task_runs_the_service_behind_the_fleets_nginx_template(boot_scrip
     assert 'systemctl enable --now "atelier-gunicorn@$i"' in script
     assert "systemctl enable --now atelier-nginx" in script
     assert "systemctl enable --now atelier-cache-listener" in script
-    assert ("-m atelier_common.cache_listener --service $SERVICE --control unix:$NGINX_PREFIX/control.sock"
+    assert ("-m atelier_common.cache_listener --service $SERVICE --control unix:$NGINX_PREFIX/control/control.sock"
             in script)
     # The release installs offline: its own wheels, their hashes, no index; no PyPI, no editable.
     assert ('pip" --isolated install --quiet --no-index --find-links "$APP/wheels"' in script
