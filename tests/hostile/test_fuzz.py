@@ -15,11 +15,14 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.generation import GenerationMode
 
+from atelier_common.localpg import ROOT
+
 CASES_PER_SERVICE = 1000
 STATEFUL_SCENARIOS = 40  # sequences of up to 6 linked calls, on top of the cases above
-# What an error body must never show: SQL, driver and server names, tracebacks, paths, versions.
+# What an error body must never show: SQL, driver and server names, tracebacks, paths (the
+# clone's own folder, wherever it is, and the system's), versions.
 INTERNALS = re.compile(
-    r"Traceback|File \"|\.py\b|psycopg|PostgreSQL|SQLSTATE|syntax error|relation \"|/work/|/usr/|"
+    r"Traceback|File \"|\.py\b|psycopg|PostgreSQL|SQLSTATE|syntax error|relation \"|" + re.escape(str(ROOT)) + r"|/usr/|"
     r"site-packages|gunicorn|werkzeug|flask|nginx/\d|openresty|<html", re.IGNORECASE)
 SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE|DELETE FROM)\b.*\b(FROM|SET|VALUES|WHERE)\b")
 # Answers the services give to operations that take no input, which need no fuzzing volume.
