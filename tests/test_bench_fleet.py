@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from atelier_bench import fleet as bench
+from atelier_bench.ceiling import Ceiling
 from atelier_common import fleet
 
 LOGGING_CONF = Path(__file__).resolve().parents[1] / "infra" / "nginx" / "conf" / "logging.conf"
@@ -55,3 +56,26 @@ def test_the_default_layout_follows_the_cores():
     counts = [fleet.default_instances(c) for c in range(1, 65)]
     assert counts == sorted(counts) and counts[-1] > 1  # more cores never mean fewer instances
     assert fleet.default_instances() == fleet.default_instances(__import__("os").cpu_count())
+
+
+def test_the_hit_ceiling_counts_first_reads_and_reads_after_a_write(tmp_path):
+    """Three page loads of product 7 (related: 8), the third with a review posted first: the first
+    is all misses, the second all hits, the third misses only the reviews views of 7."""
+    files = {s: [] for s in ("products", "qa", "reviews")}
+    for page, write in ((0, None), (1, None), (2, "reviews_post")):
+        requests = bench.page_load(7, {7: [8]})
+        if write:
+            requests.insert(0, bench.a_write(write, 7, {}, {}))
+        for service, method, path, body in requests:
+            files[service].append(f"{page}\t{method}\t{path}\t{body}\n")
+    for service, lines in files.items():
+        (tmp_path / f"{service}.txt").write_text("".join(lines))
+    reads = sum(1 for lines in files.values() for line in lines if "\tGET\t" in line)
+    assert reads == 27
+
+    assert Ceiling(1).replay(tmp_path, 1) == 0.0
+    assert Ceiling(1).replay(tmp_path, 2) == 9 / 18
+    assert Ceiling(1).replay(tmp_path, 3) == 16 / 27  # the list and meta of 7 were changed by the post
+    one = Ceiling(1)
+    assert (one.replay(tmp_path, 1), one.replay(tmp_path, 3)) == (0.0, 25 / 27)  # a cache fed before
+    assert Ceiling(2).replay(tmp_path, 3) < 16 / 27  # two caches, each meets every view first

@@ -226,7 +226,7 @@ def start_nginx(binary: str, service: str, name: str, listen: str, upstreams, ar
     conf, changed = fleet.render_balancer(
         service, listen, upstreams, balancer_prefix(name), balancer_pidfile(name),
         cache=args.cache, write_rate_limit=args.write_rate_limit, extra=extra, front=front,
-        read_rate_limit=args.read_rate_limit, connection_limit=args.connection_limit)
+        read_rate_limit=args.read_rate_limit, connection_limit=args.connection_limit, memory_cache=True)
     if not changed and fleet.pid_alive(balancer_pidfile(name)):
         return None
     return fleet.start_balancer(binary, conf, balancer_pidfile(name))
@@ -272,6 +272,7 @@ def stop_units(names):
     for name in names:
         if fleet.stop_pid(balancer_pidfile(name)):
             say(f"nginx {name}: stopped")
+        fleet.remove_memory_cache(balancer_prefix(name))
         if fleet.stop_pid(listener_pidfile(name)):
             say(f"cache listener {name}: stopped")
 
@@ -331,6 +332,8 @@ def down(args):
     for batch in (balancers, [p for p in pidfiles if p not in balancers]):
         for pidfile in fleet.stop_pids(batch):
             say(f"{pidfile.stem}: stopped")
+    for pidfile in balancers:  # their memory-backed caches (infra/nginx/README.md, "Caching")
+        fleet.remove_memory_cache(balancer_prefix(pidfile.stem[len("nginx-"):]))
     pg = LocalPostgres()
     if pg.is_running():
         pg.stop()

@@ -65,6 +65,7 @@ import psycopg2
 from atelier_bench import machine, visibility
 from atelier_bench import stack as local_stack
 from atelier_bench import wrk
+from atelier_bench.ceiling import Ceiling
 from atelier_bench.stats import percentile
 from atelier_bench.routes import by_name, page_reads, route_name
 from atelier_bench.routes import page_load as page_definition
@@ -574,6 +575,12 @@ class RequestFiles:
         return self.made[key]
 
 
+def pages_played(run: dict, counts: dict) -> int:
+    """How many of a request file's page loads a run played (its threads keep within 20 page
+    loads of each other; a file played more than once counts once)."""
+    return min(counts["page_loads"], round(run["requests"] * counts["page_loads"] / counts["requests"]))
+
+
 def stack_env(balancers: int) -> dict:
     status = json.loads(stack("status", "--json", capture=True))
     logs = balancer_logs(status)
@@ -622,12 +629,14 @@ def fleet_phases(b: int, n: int, files: RequestFiles, catalogue, args) -> dict:
     if "zipf" in args.mixes:
         if not args.keep_stack:
             stack("flush", capture=True)
+        ceiling = Ceiling(b)  # perfect caches, fed the same requests from the flush on
         if args.steady:
             say(f"  steady state: {args.steady} s of Zipf page loads (not measured)")
             folder, counts = files.get("zipf", 100, PAGE_LOADS_PER_SECOND * args.steady)
             warmup = one_run({**label, "mix": "zipf", "cache": "steady-up", "repeat": 0}, env, folder, counts,
                              args, seconds=args.steady)
-            found["steady_up"] = {k: warmup[k] for k in ("rps", "hit_ratio", "duration_s", "replayed")}
+            warmup["hit_ceiling"] = round(ceiling.replay(folder, pages_played(warmup, counts)), 3)
+            found["steady_up"] = {k: warmup[k] for k in ("rps", "hit_ratio", "hit_ceiling", "duration_s", "replayed")}
         probe = None
         if b > 1 and all(len(env["local"].get(s, [])) > 1 for s in ("qa", "reviews")):
             probe = visibility.Probe(env["local"], probe_targets(catalogue, env["local"]))
@@ -637,6 +646,7 @@ def fleet_phases(b: int, n: int, files: RequestFiles, catalogue, args) -> dict:
             folder, counts = files.get("zipf", 100 + repeat, PAGE_LOADS_PER_SECOND * args.seconds)
             runs.append(one_run({**label, "mix": "zipf", "cache": "steady", "repeat": repeat}, env, folder,
                                 counts, args, side=side))
+            runs[-1]["hit_ceiling"] = round(ceiling.replay(folder, pages_played(runs[-1], counts)), 3)
         if probe:
             found["visibility"] = {**label, **probe.stop()}
         if args.open_share:
@@ -678,14 +688,15 @@ def print_tables(report: dict, args):
           f"default INSTANCES here "
           f"{m['default_instances']}; NGINX_WORKERS={m['nginx_workers']}; machine: {report['load']}\n")
     print("| balancers | instances | mix | cache | req/s | p50 ms | p95 ms | p99 ms | errors | hit ratio "
-          "| µs/req nginx | front | instances | postgres | wrk | softirq | other | steal | iowait "
+          "| hit ceiling | µs/req nginx | front | instances | postgres | wrk | softirq | other | steal | iowait "
           "| context switches/req nginx, instances, postgres | PostgreSQL blocks read/req |")
-    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for (b, n, mix, cache), rs in groups(runs).items():
         hit = spread([r["hit_ratio"] * 100 for r in rs if r["hit_ratio"] is not None], "{:.0f}%")
+        ceiling = spread([r["hit_ceiling"] * 100 for r in rs if r.get("hit_ceiling") is not None], "{:.0f}%")
         print(f"| {b or '-'} | {n or '-'} | {mix} | {cache} | {spread([r['rps'] for r in rs])} "
               f"| {spread([r['p50_ms'] for r in rs], '{:.1f}')} | {spread([r['p95_ms'] for r in rs], '{:.1f}')} "
-              f"| {spread([r['p99_ms'] for r in rs], '{:.1f}')} | {sum(r['errors'] for r in rs)} | {hit} | "
+              f"| {spread([r['p99_ms'] for r in rs], '{:.1f}')} | {sum(r['errors'] for r in rs)} | {hit} | {ceiling} | "
               + " | ".join(spread(per_request_us(rs, t)) for t in ("nginx", "front", "instances", "postgres",
                                                                     "loadgen", "softirq", "other"))
               + f" | {spread([r['machine']['steal_share'] * 100 for r in rs], '{:.1f}%')} "

@@ -5,6 +5,7 @@ own fleets on free ports.
 
 Every process is started as a daemon that writes its pid file; stopping is by pid file only.
 """
+import hashlib
 import json
 import os
 import re
@@ -118,13 +119,43 @@ def start_instance(service: str, port: int, database_url: str, pidfile: Path, lo
     ], check=True, env=environment, cwd=ROOT)
 
 
+# The machine's memory-backed filesystem, where `make up` keeps the balancers' cached answers
+# when it has room: a miss stores its answer as a new file (create, write, rename; the cache
+# manager deletes old ones), which costs nginx about half its CPU per miss on ext4 and far less
+# on tmpfs (infra/nginx/README.md, "Caching"). Room: twice the largest cache's max_size
+# (render.py CACHE_POLICY, products 2g); past that the disk guard stops storing (lua/atelier_disk.lua).
+MEMORY_FOLDER = Path("/dev/shm")
+MEMORY_CACHE_ROOM = 4 * 1024 ** 3
+
+
+def memory_cache_dir(prefix: Path) -> Path:
+    """The memory-backed folder of the balancer at prefix (one per prefix, so per clone too)."""
+    digest = hashlib.sha256(str(Path(prefix).resolve()).encode()).hexdigest()[:12]
+    return MEMORY_FOLDER / f"atelier-cache-{digest}"
+
+
+def remove_memory_cache(prefix: Path):
+    """Give a stopped balancer's memory-backed cache back (its entries die with its versions)."""
+    shutil.rmtree(memory_cache_dir(prefix), ignore_errors=True)
+
+
+def memory_cache_available() -> bool:
+    """Whether the machine has a memory-backed folder with room for a balancer's cache."""
+    try:
+        usage = shutil.disk_usage(MEMORY_FOLDER)
+    except OSError:
+        return False
+    return os.access(MEMORY_FOLDER, os.W_OK) and usage.free >= MEMORY_CACHE_ROOM
+
+
 def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile: Path,
                     cache: int = 1, write_rate_limit: int = 10, extra=(), front: bool = False,
-                    read_rate_limit: int = 0, connection_limit: int = 0):
+                    read_rate_limit: int = 0, connection_limit: int = 0, memory_cache: bool = False):
     """Write the balancer's (or with front=True the front's) nginx.conf under prefix (created):
     (its path, whether it changed). The per-client read rate and connection limits are off
     unless asked for (on one machine every test, load test and benchmark client comes from one
-    address)."""
+    address). memory_cache: the cached answers in a memory-backed folder when the machine has
+    room for them (else, and by default, PREFIX/cache)."""
     prefix = Path(prefix).resolve()
     prefix.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -132,6 +163,11 @@ def render_balancer(service: str, listen: str, upstreams, prefix: Path, pidfile:
     args = [sys.executable, str(RENDER), "--service", service, "--listen", listen,
             "--prefix", str(prefix), "--pid", str(pidfile),
             "--workers", os.environ.get("NGINX_WORKERS") or str(default_nginx_workers()), *extra]
+    if memory_cache and cache and not front:
+        folder = memory_cache_dir(prefix)
+        if folder.exists() or memory_cache_available():
+            folder.mkdir(mode=0o755, exist_ok=True)  # nginx makes its `cache` inside, owned by its workers
+            args += ["--cache-dir", str(folder / "cache")]
     args += ["--front"] if front else ["--cache", str(cache), "--write-rate-limit", str(write_rate_limit),
                                        "--read-rate-limit", str(read_rate_limit),
                                        "--connection-limit", str(connection_limit)]
@@ -192,7 +228,8 @@ def remove_stale_socket(path: Path) -> bool:
 
 
 def start_balancer(binary: str, conf: Path, pidfile: Path, drain_seconds: float = 10):
-    """Start nginx (it daemonizes; the master writes pidfile), or reload it when it runs.
+    """Start nginx (it daemonizes; the master writes pidfile), or reload it when it runs
+    ("started", "reloaded", or "restarted" when nginx refused the reload: see below).
     A reload returns once the workers of the old configuration have finished their requests
     (at most drain_seconds): an instance the new configuration left out can then be stopped
     with nothing on its way to it."""
@@ -203,10 +240,19 @@ def start_balancer(binary: str, conf: Path, pidfile: Path, drain_seconds: float 
     if pid:
         old_workers = _children(pid)
         os.kill(pid, signal.SIGHUP)  # re-reads the configuration; cache and versions are kept
-        deadline = time.monotonic() + drain_seconds
-        while any(_running(worker) for worker in old_workers) and time.monotonic() < deadline:
+        # nginx refuses some changes on a reload that `nginx -t` accepts (a cache zone moved to
+        # another folder): it logs why and keeps its old workers. Then it is stopped and started.
+        deadline = time.monotonic() + 5
+        while not _children(pid) - old_workers and time.monotonic() < deadline:
             time.sleep(0.05)
-        return "reloaded"
+        if _children(pid) - old_workers:
+            deadline = time.monotonic() + drain_seconds
+            while any(_running(worker) for worker in old_workers) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return "reloaded"
+        stop_pid(pidfile)
+        start_balancer(binary, conf, pidfile, drain_seconds)
+        return "restarted"
     for unix_socket in conf.parent.glob("*.sock"):
         remove_stale_socket(unix_socket)
     result = subprocess.run([binary, "-p", str(conf.parent), "-c", str(conf)], capture_output=True, text=True)

@@ -140,6 +140,12 @@ def values_for(args) -> dict:
         else "# (none: clients connect to this balancer directly)",
         **CACHE_POLICY[args.service],
     }
+    # Where the cached answers live: PREFIX/cache unless --cache-dir names a folder, best a
+    # memory-backed one (tmpfs): creating, renaming and deleting a file per miss costs nginx far
+    # more CPU on a disk filesystem (infra/nginx/README.md, "Caching").
+    values["cache_dir"] = str(Path(args.cache_dir).resolve()) if args.cache_dir else f"{prefix}/cache"
+    if args.cache_max_size:
+        values["cache_max_size"] = args.cache_max_size
     values["connection_limits"] = "\n".join(filter(None, [
         optional(args.connection_limit > 0, "limit_conn client_connections {{connection_limit}};", values,
                  "--connection-limit 0: no per-client limit on requests in progress"),
@@ -168,6 +174,14 @@ proxy_no_cache $atelier_disk_full;""", values, "CACHE=0: nothing is written to t
     values["write_limit"] = optional(args.write_rate_limit > 0, "limit_req zone=writes burst={{write_burst}};",
                                      values, "WRITE_RATE_LIMIT=0: no write rate limit")
     return values
+
+
+def _size(text):
+    try:
+        size_bytes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _named(what):
@@ -210,6 +224,10 @@ def parse_args(argv=None):
     parser.add_argument("--write-rate-limit", type=int, default=10,
                         help="POST/PUT per second per client (burst twice that); 0 turns it off")
     parser.add_argument("--prefix", default=".", help="folder for logs, cache, temp files, control socket")
+    parser.add_argument("--cache-dir", help="folder of the cached answers (default PREFIX/cache), best on a "
+                        "memory-backed filesystem (tmpfs)")
+    parser.add_argument("--cache-max-size", type=_size, help="bound of the cached answers' files, e.g. 900m "
+                        "(default: the service's policy, 2g for products, 1g for qa and reviews)")
     parser.add_argument("--pid", help="pid file (default PREFIX/nginx.pid)")
     parser.add_argument("--access-log", help="access log file, or `off` (default PREFIX/access.log)")
     parser.add_argument("--workers", default="auto", help="nginx worker processes")

@@ -29,7 +29,7 @@ class Balancer:
     front, in front of balancers), with its cache listener."""
 
     def __init__(self, fleet, name: str, cache: int, write_rate_limit: int, upstreams=None, front=False,
-                 listener=True, **render_options):
+                 listener=True, memory_cache=False, **render_options):
         self.fleet = fleet
         self.port = fleet_tools.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -44,7 +44,8 @@ class Balancer:
         upstreams = upstreams or [f"127.0.0.1:{p}" for p in fleet.ports]
         conf, _ = fleet_tools.render_balancer(
             fleet.service, f"127.0.0.1:{self.port}", upstreams, self.prefix,
-            self.pidfile, cache=cache, write_rate_limit=write_rate_limit, extra=extra, front=front)
+            self.pidfile, cache=cache, write_rate_limit=write_rate_limit, extra=extra, front=front,
+            memory_cache=memory_cache)
         fleet_tools.start_balancer(fleet_tools.nginx_binary(), conf, self.pidfile)
         wait_for(lambda: fleet_tools.ready(self.base + "/healthz"), 10, f"{fleet.service} balancer {name}")
         if listener and not front:
@@ -151,6 +152,8 @@ class Fleet:
     def stop(self):
         fleet_tools.stop_pids([balancer.pidfile for balancer in self.balancers], seconds=10)
         fleet_tools.stop_pids([balancer.listener_pidfile for balancer in self.balancers], seconds=10)
+        for balancer in self.balancers:
+            fleet_tools.remove_memory_cache(balancer.prefix)
         for i, pidfile in enumerate(self.pidfiles):
             if fleet_tools.pid_alive(pidfile):
                 self.signal_instance(i, signal.SIGCONT)  # a frozen instance cannot stop

@@ -1,4 +1,4 @@
--- Whether the balancer's volume (cache, temp files, logs: the prefix) is full.
+-- Whether the volume of the balancer's cached answers (the prefix, or --cache-dir) is full.
 --
 -- Why: nginx writes a cacheable answer to its cache file while passing it on; when that write
 -- fails (No space left on device) it drops the connection, so with a full disk every cache miss

@@ -56,9 +56,10 @@ def sample_value(name, task):
     if name == "task":
         return task
     if name in ("database_port", "instance_port", "gunicorn_processes", "gunicorn_workers",
-                "db_pool_max", "nginx_cache", "write_rate_limit", "metrics_port"):
+                "db_pool_max", "nginx_cache", "write_rate_limit", "metrics_port", "nginx_cache_memory_percent"):
         return {"database_port": 5432, "instance_port": 80, "gunicorn_workers": 1, "db_pool_max": 10,
-                "nginx_cache": 1, "write_rate_limit": 10, "metrics_port": 9100}.get(name, 0)
+                "nginx_cache": 1, "write_rate_limit": 10, "metrics_port": 9100,
+                "nginx_cache_memory_percent": 20}.get(name, 0)
     if name == "deploy_gate_request":
         return "/reviews/meta?product_id=1"
     if name == "service":
@@ -110,6 +111,12 @@ def test_serve_task_runs_the_service_behind_the_fleets_nginx_template(boot_scrip
     assert 'systemctl enable --now "atelier-gunicorn@$i"' in script
     assert "systemctl enable --now atelier-nginx" in script
     assert "systemctl enable --now atelier-cache-listener" in script
+    # The cached answers live on a tmpfs (a share of the RAM), mounted at every boot before nginx.
+    memory = re.search(r"^cache_memory\(\) \{.*?^\}$", script, re.M | re.S).group(0)
+    assert 'NGINX_CACHE_MEMORY_PERCENT="20"' in script and "/proc/meminfo" in memory
+    assert '"tmpfs $NGINX_CACHE_DIR tmpfs size=${size_mb}m,' in memory and ">> /etc/fstab" in memory
+    assert re.search(r"^  cache_memory\n  nginx_config ", script, re.M)
+    assert "RequiresMountsFor=$NGINX_CACHE_DIR" in script
     assert ("-m atelier_common.cache_listener --service $SERVICE --control unix:$NGINX_PREFIX/control/control.sock"
             in script)
     # The release installs offline: its own wheels, their hashes, no index; no PyPI, no editable.
@@ -160,13 +167,16 @@ def test_instance_nginx_is_the_fleet_template_and_nginx_accepts_it(boot_scripts,
     function = re.search(r"^nginx_config\(\) \{.*?^\}$", script, re.M | re.S).group(0)
     prefix, conf = tmp_path / "nginx", tmp_path / "nginx.conf"
     subprocess.run(["bash", "-euo", "pipefail", "-c",
-                    f'{settings}\nRELEASE="{ROOT}"\nNGINX_PREFIX="{prefix}"\nLOGS="{tmp_path}"\n{function}\nnginx_config 2 > "{conf}"'],
+                    f'{settings}\nRELEASE="{ROOT}"\nNGINX_PREFIX="{prefix}"\nLOGS="{tmp_path}"\n'
+                    f'NGINX_CACHE_DIR="{tmp_path}/memory"\nNGINX_CACHE_MAX_MB=300\nmkdir -p "$NGINX_CACHE_DIR"\n'
+                    f'{function}\nnginx_config 2 > "{conf}"'],
                    check=True)
     config = conf.read_text()
     assert re.search(r"^\s*listen 80 ", config, re.M)
     assert re.findall(r"server 127\.0\.0\.1:(800\d) ", config) == ["8000", "8001"]
     assert "set_real_ip_from 10.40.0.0/16;" in config and "keepalive" in config
-    assert "proxy_cache " in config  # the instance cache is on
+    assert "proxy_cache " in config  # the instance cache is on, in the tmpfs cache_memory mounts
+    assert f"proxy_cache_path {tmp_path}/memory/cache " in config and "max_size=300m" in config
     checked = subprocess.run(["nginx", "-t", "-q", "-p", str(prefix), "-c", str(conf)],
                              capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr

@@ -246,32 +246,33 @@ resource "aws_launch_template" "task" {
   }
 
   user_data = base64encode(templatefile("${path.module}/boot.sh.tftpl", {
-    task                 = each.key
-    service              = var.service
-    region               = data.aws_region.current.id
-    release_version      = var.release.version
-    release_bucket       = var.release.bucket
-    data_bucket          = var.data_location.bucket
-    data_prefix          = var.data_location.prefix
-    database_address     = var.database.address
-    database_port        = var.database.port
-    database_name        = var.database.database_name
-    runtime_secret_arn   = var.database.runtime_secret_arn
-    owner_secret_arn     = each.key == "serve" ? "" : var.database.owner_secret_arn # tasks only
-    instance_port        = var.instance_port
-    gunicorn_processes   = var.gunicorn.processes
-    gunicorn_workers     = var.gunicorn.workers
-    db_pool_max          = var.gunicorn.db_pool_max
-    nginx_packages       = var.nginx.packages
-    nginx_cache          = var.nginx.cache ? 1 : 0
-    write_rate_limit     = var.nginx.write_rate_limit
-    trusted_proxies_cidr = var.vpc_cidr_block
-    metrics_port         = var.metrics_port
-    log_group_prefix     = local.log_group_prefix
-    metrics_namespace    = local.metrics_namespace
-    autoscaling_group    = var.name
-    deploy_gate_hook     = local.deploy_gate_hook
-    deploy_gate_request  = var.deploy_gate_request[var.service]
+    task                       = each.key
+    service                    = var.service
+    region                     = data.aws_region.current.id
+    release_version            = var.release.version
+    release_bucket             = var.release.bucket
+    data_bucket                = var.data_location.bucket
+    data_prefix                = var.data_location.prefix
+    database_address           = var.database.address
+    database_port              = var.database.port
+    database_name              = var.database.database_name
+    runtime_secret_arn         = var.database.runtime_secret_arn
+    owner_secret_arn           = each.key == "serve" ? "" : var.database.owner_secret_arn # tasks only
+    instance_port              = var.instance_port
+    gunicorn_processes         = var.gunicorn.processes
+    gunicorn_workers           = var.gunicorn.workers
+    db_pool_max                = var.gunicorn.db_pool_max
+    nginx_packages             = var.nginx.packages
+    nginx_cache                = var.nginx.cache ? 1 : 0
+    nginx_cache_memory_percent = var.nginx.cache_memory_percent
+    write_rate_limit           = var.nginx.write_rate_limit
+    trusted_proxies_cidr       = var.vpc_cidr_block
+    metrics_port               = var.metrics_port
+    log_group_prefix           = local.log_group_prefix
+    metrics_namespace          = local.metrics_namespace
+    autoscaling_group          = var.name
+    deploy_gate_hook           = local.deploy_gate_hook
+    deploy_gate_request        = var.deploy_gate_request[var.service]
   }))
 
   tag_specifications {

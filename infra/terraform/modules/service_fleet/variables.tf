@@ -131,16 +131,22 @@ variable "gunicorn" {
 }
 
 variable "nginx" {
-  description = "Instance nginx: Debian packages to install (the template loads the Lua module), cache on/off, writes per second per client (0: no limit), passed to infra/nginx/render.py."
+  description = "Instance nginx: Debian packages to install (the template loads the Lua module), cache on/off, writes per second per client (0: no limit), passed to infra/nginx/render.py; the share of the instance's RAM (percent) given to the tmpfs holding the cached answers."
   type = object({
-    packages         = string
-    cache            = bool
-    write_rate_limit = number
+    packages             = string
+    cache                = bool
+    write_rate_limit     = number
+    cache_memory_percent = optional(number, 20)
   })
   default = {
-    packages         = "nginx libnginx-mod-http-lua"
-    cache            = true
-    write_rate_limit = 10
+    packages             = "nginx libnginx-mod-http-lua"
+    cache                = true
+    write_rate_limit     = 10
+    cache_memory_percent = 20
+  }
+  validation {
+    condition     = var.nginx.cache_memory_percent >= 5 && var.nginx.cache_memory_percent <= 50
+    error_message = "nginx.cache_memory_percent: between 5 and 50 (the rest of the RAM runs gunicorn and the OS)."
   }
 }
 
