@@ -40,7 +40,6 @@ JSON error shape, and a 500 of the server itself says no more than Flask's would
   body must have arrived within REQUEST_DEADLINE_SECONDS (10 s), else 408 and the connection is
   closed (a slow client cannot hold a connection by trickling bytes). The body is read before
   the application runs (at most MAX_BODY_BYTES + 1 bytes, so a larger one is still 413)."""
-import email.parser
 import io
 import json
 import os
@@ -88,7 +87,6 @@ _BODYLESS = frozenset(("GET", "HEAD", "OPTIONS"))
 
 # gevent's header class, filled by the e-mail parser as http.client.parse_headers does (the lines
 # are already read and checked).
-_parse_headers = email.parser.Parser(_class=OldMessage).parsestr
 
 
 class BodyUnreadable(BaseException):
@@ -164,7 +162,14 @@ class ContractHandler(PyWSGIHandler):
             elif lowered == b"transfer-encoding":
                 codings.append(value.strip())
         check_framing(self.command, lengths, codings)  # before gevent drops a length beside chunked
-        return _parse_headers(b"".join(lines).decode("latin-1"))
+        # Every line is `name:value` now (a folded line, its name not a token, was refused): the
+        # message email.parser would build (compat32: the value's leading blanks and the line end
+        # dropped), without running its parser (~15 µs a request).
+        message = OldMessage()
+        for line in lines[:-1]:
+            name, _, value = line.decode("latin-1").partition(":")
+            message.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))
+        return message
 
     def get_environ(self):
         """The WSGI environ, its body already read in full within the request's deadline."""
