@@ -37,6 +37,7 @@ MACHINE_NOTICE = re.compile(r"^WARNING: Location '.*' is ignored")
 NOISE = re.compile(r"Traceback|BuildBackendWarning|absent from the `packages`|Editable installation|"
                    r"SetuptoolsDeprecationWarning|DEPRECATION", re.IGNORECASE)
 MAX_LINES = 25  # what a person reads: what is installed, what started where, how to stop it
+MEMORY = Path("/dev/shm")  # where make up keeps the balancers' cached answers (atelier_common.fleet)
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +121,7 @@ def _make_up_and_down(user: str, wheelhouse: Path):
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, capture_output=True)
         if run_as:
             subprocess.run(["chown", "-R", f"{user}:", str(private)], check=True)
+        memory_before = set(MEMORY.glob("atelier-cache-*"))
         up = make("up", "SCALE=0.002")
         output = [line for line in (up.stdout + up.stderr).splitlines() if not MACHINE_NOTICE.match(line)]
         assert up.returncode == 0, "\n".join(output[-30:])
@@ -128,6 +130,12 @@ def _make_up_and_down(user: str, wheelhouse: Path):
         # run as nobody and cannot read the private clone.
         reads = ["/products/1", "/qa/questions?product_id=1", "/reviews/meta?product_id=1"]
         assert [_ready(base + i, path) for i, path in enumerate(reads)] == [200, 200, 200]
+        # The layout changes both ways (from 2 balancers to 1, the single balancer takes the ports
+        # of the first of two), reads answering after each.
+        for balancers in ("2", "1"):
+            again = make("up", "SCALE=0.002", f"BALANCERS={balancers}")
+            assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+            assert [_ready(base + i, path) for i, path in enumerate(reads)] == [200, 200, 200]
         noisy = [line for line in output if NOISE.search(line)]
         assert noisy == [], noisy
         assert len(output) <= MAX_LINES, "\n".join(output)
@@ -151,6 +159,7 @@ def _make_up_and_down(user: str, wheelhouse: Path):
         leftovers = subprocess.run(["pgrep", "-f", f"postgres -D {server_data}$|--pid {clone}/.data/run/"],
                                    capture_output=True, text=True)
         assert leftovers.stdout == "", "make down left processes behind"
+        assert set(MEMORY.glob("atelier-cache-*")) == memory_before, "make down left cached answers in memory"
         clean = make("clean", timeout=60)
         assert clean.returncode == 0, clean.stdout + clean.stderr
         assert not server_data.exists()

@@ -251,6 +251,9 @@ def start_balancers(binary: str, service: str, database_url: str, args):
     wanted_holder = names[0] if args.balancers == 1 else front_name(service)
     if holder in old and holder != wanted_holder:
         stop_units([holder])
+    # Balancers of the old layout go first: the new layout's may need their ports (from 2 to 1,
+    # the single balancer takes the metrics port of the first of two).
+    stop_units([name for name in old if name not in names and name != wanted_holder])
     instances = [f"127.0.0.1:{instance_port(service, i)}" for i in range(args.instances)]
     for b, name in enumerate(names):
         listen = public if args.balancers == 1 else f"127.0.0.1:{balancer_port(service, b)}"
@@ -264,7 +267,6 @@ def start_balancers(binary: str, service: str, database_url: str, args):
                            [f"127.0.0.1:{balancer_port(service, b)}" for b in range(args.balancers)], args, front=True)
         if what:
             say(f"{service}: front {front_name(service)} {what} on {public}")
-    stop_units([name for name in old if name not in names and name != wanted_holder])
 
 
 def stop_units(names):
