@@ -123,9 +123,9 @@ def start_instance(service: str, port: int, database_url: str, pidfile: Path, lo
 # when it has room: a miss stores its answer as a new file (create, write, rename; the cache
 # manager deletes old ones), which costs nginx about half its CPU per miss on ext4 and far less
 # on tmpfs (infra/nginx/README.md, "Caching"). Room: twice the largest cache's max_size
-# (render.py CACHE_POLICY, products 2g); past that the disk guard stops storing (lua/atelier_disk.lua).
+# (render.py CACHE_POLICY, products 4g); past that the disk guard stops storing (lua/atelier_disk.lua).
 MEMORY_FOLDER = Path("/dev/shm")
-MEMORY_CACHE_ROOM = 4 * 1024 ** 3
+MEMORY_CACHE_ROOM = 8 * 1024 ** 3
 
 
 def memory_cache_dir(prefix: Path) -> Path:

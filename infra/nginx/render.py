@@ -34,10 +34,10 @@ PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)(?P<text>.*?)\{\{(?P<name>[^{}]+)\
 # while one request refreshes it or when every instance fails. The other views change with
 # every write and are versioned (lua/atelier_cache.lua): kept --view-lifetime seconds, never
 # served once expired (an expired entry must never outlive its version: README, "Caching").
-CATALOGUE = {"cache_valid": "200 404 60m", "cache_inactive": "60m", "keys_zone": "64m", "cache_max_size": "2g",
+CATALOGUE = {"cache_valid": "200 404 60m", "cache_inactive": "60m", "keys_zone": "128m", "cache_max_size": "4g",
              "cache_use_stale": "proxy_cache_use_stale error timeout updating;"}
-MUTABLE = {"cache_valid": "200 {{view_lifetime}}s", "cache_inactive": "{{view_lifetime}}s", "keys_zone": "32m",
-           "cache_max_size": "1g", "cache_use_stale": "proxy_cache_use_stale off;"}
+MUTABLE = {"cache_valid": "200 {{view_lifetime}}s", "cache_inactive": "{{view_lifetime}}s", "keys_zone": "64m",
+           "cache_max_size": "2g", "cache_use_stale": "proxy_cache_use_stale off;"}
 CACHE_POLICY = {"products": CATALOGUE, "qa": MUTABLE, "reviews": MUTABLE}
 
 
@@ -227,7 +227,7 @@ def parse_args(argv=None):
     parser.add_argument("--cache-dir", help="folder of the cached answers (default PREFIX/cache), best on a "
                         "memory-backed filesystem (tmpfs)")
     parser.add_argument("--cache-max-size", type=_size, help="bound of the cached answers' files, e.g. 900m "
-                        "(default: the service's policy, 2g for products, 1g for qa and reviews)")
+                        "(default: the service's policy, 4g for products, 2g for qa and reviews)")
     parser.add_argument("--pid", help="pid file (default PREFIX/nginx.pid)")
     parser.add_argument("--access-log", help="access log file, or `off` (default PREFIX/access.log)")
     parser.add_argument("--workers", default="auto", help="nginx worker processes")

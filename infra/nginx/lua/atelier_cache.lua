@@ -285,7 +285,8 @@ function M.session()
         end
     end
     unvouch()
-    sock:close()
+    -- The request's raw socket has no close(): nginx closes the connection when this handler
+    -- returns (the answer said Connection: close).
 end
 
 -- POST /flush (tools/stack.py flush): as a load's notification does.
