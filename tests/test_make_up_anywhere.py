@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from atelier_common.fleet import MEMORY_FOLDER as MEMORY  # the balancers' cached answers
+
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
 SERVER_HOMES = Path(os.environ.get("ATELIER_SERVER_HOMES") or "/var/lib/atelier")
@@ -37,7 +39,6 @@ MACHINE_NOTICE = re.compile(r"^WARNING: Location '.*' is ignored")
 NOISE = re.compile(r"Traceback|BuildBackendWarning|absent from the `packages`|Editable installation|"
                    r"SetuptoolsDeprecationWarning|DEPRECATION", re.IGNORECASE)
 MAX_LINES = 25  # what a person reads: what is installed, what started where, how to stop it
-MEMORY = Path("/dev/shm")  # where make up keeps the balancers' cached answers (atelier_common.fleet)
 
 
 @pytest.fixture(scope="module")

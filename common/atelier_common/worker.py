@@ -85,10 +85,6 @@ _DIGITS = re.compile(rb"[0-9]{1,15}\Z")
 _BODYLESS = frozenset(("GET", "HEAD", "OPTIONS"))
 
 
-# gevent's header class, filled by the e-mail parser as http.client.parse_headers does (the lines
-# are already read and checked).
-
-
 class BodyUnreadable(BaseException):
     """The body's framing was broken (400)."""
 
